@@ -1,0 +1,177 @@
+/**
+ * `bot-bottle doctor`: is this machine ready to run bottles? One line per check; a line that is
+ * not ok says what to do. Exits 3 when a required check fails.
+ */
+import { statfs } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Command } from "commander";
+import { BotBottleError, EXIT } from "../errors.js";
+import { DockerCli, engineFailureReason } from "../engine/docker.js";
+import { CommandNotFoundError, run } from "../exec/run.js";
+import { imageCatalog } from "../images/catalog.js";
+import type { CliContext } from "./context.js";
+import { writeLine } from "./context.js";
+
+export type CheckStatus = "ok" | "warn" | "fail" | "info";
+
+export interface Check {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  /** What to do about it, when status is not ok. */
+  remedy?: string;
+}
+
+const LOW_DISK_BYTES = 5 * 1024 ** 3;
+
+function gib(bytes: number): string {
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+/** Free bytes on the file system holding `path`, or its nearest existing parent. */
+async function freeBytes(path: string): Promise<{ path: string; free: number } | undefined> {
+  let current = path;
+  for (;;) {
+    try {
+      const s = await statfs(current);
+      return { path: current, free: s.bavail * s.bsize };
+    } catch {
+      const parent = dirname(current);
+      if (parent === current) return undefined;
+      current = parent;
+    }
+  }
+}
+
+export function stateRoot(env: NodeJS.ProcessEnv): string {
+  return join(env["XDG_STATE_HOME"] || join(homedir(), ".local", "state"), "bot-bottle");
+}
+
+async function diskCheck(name: string, path: string): Promise<Check> {
+  const disk = await freeBytes(path);
+  if (!disk) return { name, status: "warn", detail: `cannot measure free space at ${path}` };
+  const detail = `${gib(disk.free)} free on ${disk.path}`;
+  if (disk.free < LOW_DISK_BYTES)
+    return {
+      name,
+      status: "warn",
+      detail,
+      remedy:
+        "free some space (e.g. `docker image prune`, `docker builder prune`): images and logs need a few GiB",
+    };
+  return { name, status: "ok", detail };
+}
+
+export async function runChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
+  const checks: Check[] = [];
+  const docker = new DockerCli(env);
+  let engineUp = false;
+  try {
+    const v = await docker.version();
+    engineUp = true;
+    checks.push({
+      name: "docker engine",
+      status: "ok",
+      detail: `running: server ${v.server} (API ${v.apiVersion}, ${v.os}/${v.arch}), client ${v.client}, at ${docker.endpoint}`,
+    });
+  } catch (err) {
+    const notInstalled = err instanceof CommandNotFoundError;
+    checks.push({
+      name: "docker engine",
+      status: "fail",
+      detail: notInstalled
+        ? "the docker client is not installed"
+        : `not reachable at ${docker.endpoint}: ${engineFailureReason(err)}`,
+      remedy: notInstalled
+        ? "install Docker (Debian: `sudo apt-get install -y docker.io`), then start it"
+        : "start the engine (`sudo systemctl start docker`, or `sudo dockerd &` where there is no systemd), or point DOCKER_HOST at a running one",
+    });
+  }
+
+  if (engineUp) {
+    const info = await docker.info().catch(() => undefined);
+    if (info?.rootDir) checks.push(await diskCheck("disk (docker)", info.rootDir));
+  }
+  checks.push(await diskCheck("disk (state)", stateRoot(env)));
+
+  try {
+    const { stdout } = await run("smolvm", ["--version"], { env, timeoutMs: 10_000 });
+    checks.push({
+      name: "smolvm",
+      status: "ok",
+      detail: `installed: ${stdout.trim().split("\n")[0] ?? ""}`,
+    });
+  } catch (err) {
+    checks.push({
+      name: "smolvm",
+      status: "info",
+      detail:
+        err instanceof CommandNotFoundError
+          ? "not installed"
+          : `installed but not working: ${engineFailureReason(err)}`,
+      remedy:
+        "optional: only the smolmachines (microVM) backend needs it; Docker bottles work without it",
+    });
+  }
+
+  for (const image of imageCatalog()) {
+    const name = `image ${image.name}`;
+    if (!engineUp) {
+      checks.push({
+        name,
+        status: "warn",
+        detail: `${image.ref}: cannot check while the engine is down`,
+      });
+      continue;
+    }
+    try {
+      const labels = await docker.imageLabels(image.ref);
+      checks.push(
+        labels
+          ? { name, status: "ok", detail: `${image.ref} present (${image.purpose})` }
+          : {
+              name,
+              status: "warn",
+              detail: `${image.ref} is missing (${image.purpose})`,
+              remedy: image.remedy,
+            },
+      );
+    } catch (err) {
+      checks.push({
+        name,
+        status: "warn",
+        detail: `${image.ref}: cannot inspect: ${engineFailureReason(err)}`,
+      });
+    }
+  }
+  return checks;
+}
+
+const MARK: Record<CheckStatus, string> = { ok: "ok  ", warn: "warn", fail: "FAIL", info: "info" };
+
+export function registerDoctor(program: Command, ctx: CliContext): void {
+  program
+    .command("doctor")
+    .description("check that this machine can run bottles, and say what to do where it cannot")
+    .option("--json", "print the checks as JSON")
+    .action(async (options: { json?: boolean }) => {
+      const checks = await runChecks(ctx.env);
+      if (options.json) writeLine(ctx.stdout, JSON.stringify(checks, null, 2));
+      else {
+        const width = Math.max(...checks.map((c) => c.name.length));
+        for (const c of checks) {
+          writeLine(ctx.stdout, `${MARK[c.status]}  ${c.name.padEnd(width)}  ${c.detail}`);
+          if (c.remedy && c.status !== "ok")
+            writeLine(ctx.stdout, `${" ".repeat(width + 8)}→ ${c.remedy}`);
+        }
+      }
+      const failed = checks.filter((c) => c.status === "fail");
+      if (failed.length > 0)
+        throw new BotBottleError(
+          "prerequisite_missing",
+          `${failed.length === 1 ? "a required check" : `${failed.length} required checks`} failed: ${failed.map((c) => c.name).join(", ")}`,
+          { exitCode: EXIT.environment },
+        );
+    });
+}

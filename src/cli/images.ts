@@ -1,0 +1,39 @@
+import type { Command} from "commander";
+import { Option } from "commander";
+import { DockerCli } from "../engine/docker.js";
+import { buildBaseImage, DEFAULT_MIRROR, SUITES, type Suite } from "../images/base.js";
+import { DEFAULT_SUITE } from "../images/catalog.js";
+import type { CliContext } from "./context.js";
+import { writeLine } from "./context.js";
+import { createProgress } from "./progress.js";
+
+export function registerImages(program: Command, ctx: CliContext): void {
+  const images = program.command("images").description("build the images bottles run on");
+  images
+    .command("base")
+    .description(
+      "build the Debian base image from Debian's packages (debootstrap + docker import), for machines without a registry",
+    )
+    .addOption(
+      new Option("--suite <suite>", "Debian release").choices(SUITES).default(DEFAULT_SUITE),
+    )
+    .option(
+      "--mirror <url>",
+      "Debian mirror",
+      ctx.env["BOT_BOTTLE_DEBIAN_MIRROR"] || DEFAULT_MIRROR,
+    )
+    .option("--force", "rebuild even when an image from the same recipe exists")
+    .option("--json", "print the result as JSON")
+    .action(async (options: { suite: Suite; mirror: string; force?: boolean; json?: boolean }) => {
+      const result = await buildBaseImage({
+        suite: options.suite,
+        mirror: options.mirror,
+        force: options.force === true,
+        docker: new DockerCli(ctx.env),
+        progress: createProgress(ctx.stderr, 3),
+        env: ctx.env,
+      });
+      if (options.json) writeLine(ctx.stdout, JSON.stringify(result));
+      else writeLine(ctx.stdout, result.ref);
+    });
+}

@@ -1,0 +1,174 @@
+/**
+ * The one place bot-bottle runs external programs (docker, git, debootstrap, smolvm, ...).
+ * Argument arrays only, never a shell string; output streamed line by line to whoever asks;
+ * cancellable through an AbortSignal; the command line is in the error when it fails.
+ * Secrets never ride on argv: pass them in `env`.
+ */
+import { spawn } from "node:child_process";
+import { BotBottleError, EXIT } from "../errors.js";
+
+export interface RunOptions {
+  cwd?: string;
+  /** Full environment of the child. Defaults to this process's environment. */
+  env?: NodeJS.ProcessEnv;
+  /** Written to the child's stdin, which is then closed. */
+  input?: string | Buffer;
+  /** A readable stream piped into the child's stdin instead of `input`. */
+  stdin?: NodeJS.ReadableStream;
+  signal?: AbortSignal;
+  /** Kill the child (SIGTERM, then SIGKILL after 2 s) when it runs longer than this. */
+  timeoutMs?: number;
+  onStdoutLine?: (line: string) => void;
+  onStderrLine?: (line: string) => void;
+  /** Exit statuses that are not failures. Defaults to [0]. */
+  okExitCodes?: readonly number[];
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** How a command line looks in messages: quoted where needed, never through a shell. */
+export function formatCommand(command: string, args: readonly string[]): string {
+  return [command, ...args]
+    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))
+    .join(" ");
+}
+
+export class CommandFailedError extends BotBottleError {
+  readonly commandLine: string;
+  readonly exitStatus: number | null;
+  readonly stderr: string;
+
+  constructor(commandLine: string, exitStatus: number | null, stderr: string, reason: string) {
+    const lastLines = stderr.trim().split("\n").slice(-3).join("\n  ");
+    super(
+      "command_failed",
+      `\`${commandLine}\` ${reason}` + (lastLines ? `:\n  ${lastLines}` : ""),
+      { exitCode: EXIT.internal },
+    );
+    this.name = "CommandFailedError";
+    this.commandLine = commandLine;
+    this.exitStatus = exitStatus;
+    this.stderr = stderr;
+  }
+}
+
+/** Thrown when the program itself does not exist on PATH. */
+export class CommandNotFoundError extends BotBottleError {
+  readonly command: string;
+  constructor(command: string) {
+    super("prerequisite_missing", `\`${command}\` is not installed (not found on PATH)`, {
+      exitCode: EXIT.environment,
+    });
+    this.name = "CommandNotFoundError";
+    this.command = command;
+  }
+}
+
+const MAX_CAPTURE = 16 * 1024 * 1024;
+
+function lineSplitter(onLine: ((line: string) => void) | undefined): (chunk: string) => void {
+  let pending = "";
+  return (chunk) => {
+    if (!onLine) return;
+    pending += chunk;
+    let nl = pending.indexOf("\n");
+    while (nl >= 0) {
+      onLine(pending.slice(0, nl).replace(/\r$/, ""));
+      pending = pending.slice(nl + 1);
+      nl = pending.indexOf("\n");
+    }
+  };
+}
+
+export function run(
+  command: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const commandLine = formatCommand(command, args);
+  const okCodes = options.okExitCodes ?? [0];
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new CommandFailedError(commandLine, null, "", "was cancelled before it started"));
+      return;
+    }
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+      signal: options.signal,
+    });
+    let stdout = "";
+    let stderr = "";
+    const outLines = lineSplitter(options.onStdoutLine);
+    const errLines = lineSplitter(options.onStderrLine);
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      if (stdout.length < MAX_CAPTURE) stdout += chunk;
+      outLines(chunk);
+    });
+    child.stderr.on("data", (chunk: string) => {
+      if (stderr.length < MAX_CAPTURE) stderr += chunk;
+      errLines(chunk);
+    });
+
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGTERM");
+            killTimer = setTimeout(() => child.kill("SIGKILL"), 2000);
+          }, options.timeoutMs);
+
+    child.stdin.on("error", () => {
+      /* the child may exit without reading its input; its exit status tells the story */
+    });
+    if (options.stdin) options.stdin.pipe(child.stdin);
+    else child.stdin.end(options.input ?? "");
+
+    child.on("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      if (err.code === "ENOENT") reject(new CommandNotFoundError(command));
+      else if (err.name === "AbortError")
+        reject(new CommandFailedError(commandLine, null, stderr, "was cancelled"));
+      else
+        reject(new CommandFailedError(commandLine, null, stderr, `could not run (${err.message})`));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      if (timedOut) {
+        reject(
+          new CommandFailedError(
+            commandLine,
+            code,
+            stderr,
+            `did not finish within ${options.timeoutMs} ms`,
+          ),
+        );
+      } else if (code === null) {
+        reject(
+          new CommandFailedError(
+            commandLine,
+            null,
+            stderr,
+            `was killed by ${signal ?? "a signal"}`,
+          ),
+        );
+      } else if (!okCodes.includes(code)) {
+        reject(new CommandFailedError(commandLine, code, stderr, `exited with status ${code}`));
+      } else {
+        resolve({ exitCode: code, stdout, stderr });
+      }
+    });
+  });
+}

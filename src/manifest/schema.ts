@@ -1,0 +1,342 @@
+/**
+ * The manifest, described once. The TypeScript types, the JSON Schema editors use (`bot-bottle
+ * schema`), and docs/manifest.md are all derived from this file; every field has a sentence.
+ * Rules that JSON Schema cannot say (cross-references, duplicates, conflicting host maps) are
+ * refinements here too, so this module is the whole of what "valid" means — except template
+ * names, which depend on the plugins installed on the machine (see load.ts).
+ */
+import { z } from "zod";
+import {
+  checkEnvName,
+  checkExtraHostName,
+  checkIpAddress,
+  checkKnownHostKey,
+  checkPathPrefix,
+  checkRouteHost,
+  GIT_NAME_PATTERN,
+  HEADER_NAME_PATTERN,
+  HTTP_METHODS,
+  NAME_PATTERN,
+  normaliseDnsName,
+  parseSshUpstream,
+} from "./rules.js";
+
+/** Adds one issue per problem a pure rule reports, at the given path below the value. */
+function rule<T>(check: (value: T) => string | undefined, path: (string | number)[] = []) {
+  return (value: T, ctx: z.RefinementCtx) => {
+    const problem = check(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, path });
+  };
+}
+
+/**
+ * Cross-field checks run even when other fields already failed, so one pass reports them all.
+ * They therefore see possibly malformed input and guard every step.
+ */
+const ALWAYS = { when: () => true };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function checkBottle(bottle: unknown, ctx: z.RefinementCtx): void {
+  const git = isRecord(bottle) && Array.isArray(bottle["git"]) ? (bottle["git"] as unknown[]) : [];
+  const seen = new Map<string, number>();
+  const mapped = new Map<string, { index: number; ip: unknown }>();
+  git.forEach((entry, i) => {
+    if (!isRecord(entry)) return;
+    const name = entry["name"];
+    if (typeof name === "string") {
+      const first = seen.get(name);
+      if (first === undefined) seen.set(name, i);
+      else
+        ctx.addIssue({
+          code: "custom",
+          path: ["git", i, "name"],
+          message: `repeats the name of git[${first}] — each git entry needs its own name`,
+        });
+    }
+    const hosts = entry["extra_hosts"];
+    if (!isRecord(hosts)) return;
+    for (const [host, ip] of Object.entries(hosts)) {
+      const key = normaliseDnsName(host) ?? host;
+      const earlier = mapped.get(key);
+      if (earlier === undefined) mapped.set(key, { index: i, ip });
+      else if (earlier.index !== i && earlier.ip !== ip)
+        ctx.addIssue({
+          code: "custom",
+          path: ["git", i, "extra_hosts", host],
+          message: `maps a host that git[${earlier.index}].extra_hosts maps to a different address — one host has one address in a bottle: make git[${earlier.index}] and git[${i}] agree`,
+        });
+    }
+  });
+}
+
+function checkAgentsNameBottles(manifest: unknown, ctx: z.RefinementCtx): void {
+  if (!isRecord(manifest) || !isRecord(manifest["agents"]) || !isRecord(manifest["bottles"]))
+    return;
+  const bottles = manifest["bottles"];
+  const names = Object.keys(bottles);
+  for (const [name, agent] of Object.entries(manifest["agents"])) {
+    if (!isRecord(agent) || typeof agent["bottle"] !== "string") continue;
+    if (Object.hasOwn(bottles, agent["bottle"])) continue;
+    const list = names.length ? names.map((b) => `"${b}"`).join(", ") : "none yet";
+    ctx.addIssue({
+      code: "custom",
+      path: ["agents", name, "bottle"],
+      message: `names a bottle that is not under "bottles" — use one of: ${list}, or add it`,
+    });
+  }
+}
+
+const envName = (what: string) =>
+  z
+    .string()
+    .describe(
+      `Name of the host environment variable that holds ${what}. The value is read when the bottle starts and handed only to the sidecar bundle; the manifest never holds it.`,
+    )
+    .superRefine(rule(checkEnvName));
+
+const extraHosts = (purpose: string) =>
+  z
+    .record(
+      z.string().superRefine(rule(checkExtraHostName)),
+      z.string().superRefine(rule(checkIpAddress)),
+    )
+    .describe(
+      `Host names mapped to fixed IP addresses ${purpose}, like /etc/hosts. Use it for hosts that are not in public DNS, or on purpose for private addresses (which are otherwise refused).`,
+    );
+
+export const GitUserSchema = z
+  .strictObject({
+    name: z.string().min(1).describe('Author and committer name, e.g. "Review Bot".'),
+    email: z
+      .string()
+      .regex(/^[^\s@]+@[^\s@]+$/, 'must be an e-mail address, e.g. "bot@example.com"')
+      .describe("Author and committer e-mail address."),
+  })
+  .describe("The identity the agent's commits carry inside the bottle.");
+
+export const AgentSchema = z
+  .strictObject({
+    template: z
+      .string()
+      .min(1)
+      .describe(
+        'What runs in the bottle: a built-in provider — "claude" (Claude Code), "codex" (Codex), or "shell" (a plain Debian image with git, curl and node, for bringing your own agent) — or the name of an installed user plugin.',
+      ),
+    bottle: z
+      .string()
+      .describe("Name of the bottle, under `bottles` in this same file, that the agent runs in."),
+    prompt: z.string().optional().describe("Instructions given to the agent when it starts."),
+    skills: z
+      .array(z.string().min(1))
+      .optional()
+      .describe("Paths of skill directories to install in the agent, relative to this file."),
+    git_user: GitUserSchema.optional(),
+    forward_host_credentials: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Let the agent use the operator's own model-provider login from the host (e.g. a Claude Code sign-in). The real credential stays in the sidecar bundle; the agent sees a placeholder.",
+      ),
+    dockerfile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Path of a Dockerfile, relative to this file, to build the agent's image from instead of the template's. It receives the build argument BASE_IMAGE.",
+      ),
+  })
+  .describe("One agent: what runs, in which bottle, with which instructions.");
+
+export const RouteAuthSchema = z
+  .strictObject({
+    header: z
+      .string()
+      .regex(
+        HEADER_NAME_PATTERN,
+        'must be an HTTP header name, e.g. "authorization" or "x-api-key"',
+      )
+      .default("authorization")
+      .describe("The request header the egress proxy sets to the real credential."),
+    scheme: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9._~+/-]*$/, 'must be one word, e.g. "Bearer" or "token"')
+      .optional()
+      .describe(
+        'Written before the token in the header, e.g. "Bearer" gives "authorization: Bearer <token>". Leave out to send the token alone.',
+      ),
+    token_env: envName("the real token"),
+  })
+  .describe(
+    "Credential injection: the agent sends a placeholder, and the proxy sets this header to the real token on the way out.",
+  );
+
+export const RouteSchema = z
+  .strictObject({
+    host: z
+      .string()
+      .describe(
+        'The host this route allows: a DNS name ("api.anthropic.com"), or "*." plus a name of at least two labels ("*.githubusercontent.com"). No scheme, path or port.',
+      ),
+    allow_ip_literal: z
+      .boolean()
+      .default(false)
+      .describe("Allow `host` to be an IP address instead of a DNS name. Off by default."),
+    paths: z
+      .array(z.string().superRefine(rule(checkPathPrefix)))
+      .min(1)
+      .optional()
+      .describe('Path prefixes this route allows (e.g. "/v1/"). Leave out to allow every path.'),
+    methods: z
+      .array(z.enum(HTTP_METHODS))
+      .min(1)
+      .optional()
+      .describe("HTTP methods this route allows, in upper case. Leave out to allow every method."),
+    tls_passthrough: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Tunnel TLS to this host without decrypting it, for clients that pin certificates. The host is still checked, but paths, methods, credential injection and secret scanning cannot apply.",
+      ),
+    auth: RouteAuthSchema.optional(),
+  })
+  .superRefine((route, ctx) => {
+    rule(checkRouteHost.bind(null, route.host, route.allow_ip_literal), ["host"])(route.host, ctx);
+    if (route.tls_passthrough) {
+      for (const field of ["auth", "paths", "methods"] as const) {
+        if (route[field] !== undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: [field],
+            message: `cannot be used with "tls_passthrough": true (the proxy does not decrypt passthrough traffic) — remove one of the two`,
+          });
+      }
+    }
+  })
+  .describe(
+    "One declared way out: requests that match it are allowed; everything else is refused.",
+  );
+
+export const EgressSchema = z
+  .strictObject({
+    routes: z
+      .array(RouteSchema)
+      .default([])
+      .describe("The routes the agent may use. A request that matches none is refused."),
+    extra_hosts: extraHosts("for the egress proxy").default({}),
+    trust_ca: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Path of a PEM file of extra certificate authorities the proxy trusts for upstream TLS (a corporate proxy, a test server), relative to this file.",
+      ),
+    network: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a Docker network name, e.g. "corp-services"')
+      .optional()
+      .describe(
+        "An existing Docker network the sidecar bundle also joins, to reach services on it. The agent never joins it.",
+      ),
+  })
+  .describe("What the agent may reach over HTTP(S), through the egress proxy.");
+
+export const GitKeySchema = z
+  .discriminatedUnion("provider", [
+    z
+      .strictObject({
+        provider: z.literal("static").describe("Use an existing private key file."),
+        path: z
+          .string()
+          .min(1)
+          .describe("Path of the SSH private key file (relative to this file; ~ is your home)."),
+      })
+      .describe("An SSH private key file on the host."),
+    z
+      .strictObject({
+        provider: z.literal("gitea").describe("Create a deploy key through the Gitea API."),
+        api_url: z
+          .url({
+            protocol: /^https?$/,
+            error: 'must be an http(s) URL, e.g. "https://gitea.example.com"',
+          })
+          .describe("Base URL of the Gitea server."),
+        repo: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/, 'must be "owner/name"')
+          .describe('The repository on that server, as "owner/name".'),
+        provisioner_token_env: envName("a Gitea token allowed to add deploy keys"),
+      })
+      .describe("A per-bottle deploy key created (and removed) through the Gitea API."),
+  ])
+  .describe(
+    'Where the git gate\'s push key comes from: {"provider": "static", "path": …} or {"provider": "gitea", …}. The agent never sees it.',
+  );
+
+export const GitUpstreamSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(GIT_NAME_PATTERN, 'must be letters, digits, ".", "_" or "-", e.g. "app"')
+      .describe("Short name of the repository inside the bottle (git://git-gate/<name>)."),
+    upstream: z
+      .string()
+      .superRefine((value, ctx) => {
+        const parsed = parseSshUpstream(value);
+        if ("problem" in parsed) ctx.addIssue({ code: "custom", message: parsed.problem });
+      })
+      .describe(
+        'The SSH URL the gate fetches from and pushes to, e.g. "git@github.com:owner/repo.git".',
+      ),
+    known_host_key: z
+      .string()
+      .superRefine(rule(checkKnownHostKey))
+      .describe(
+        'The upstream\'s OpenSSH public host key line, e.g. "ssh-ed25519 AAAA…". Pushes and fetches are refused when the host presents another key.',
+      ),
+    key: GitKeySchema,
+    extra_hosts: extraHosts("for this upstream").default({}),
+  })
+  .describe("One git upstream the agent can fetch from and push to through the git gate.");
+
+export const BottleSchema = z
+  .strictObject({
+    egress: EgressSchema.default({ routes: [], extra_hosts: {} }),
+    git: z.array(GitUpstreamSchema).default([]).describe("Git upstreams mirrored by the git gate."),
+    supervise: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Register the supervise MCP server, through which the agent asks the operator for more.",
+      ),
+  })
+  .superRefine(checkBottle, ALWAYS)
+  .describe("A sandbox: what the agent inside may reach (egress, git) and how it asks for more.");
+
+export const ManifestSchema = z
+  .strictObject({
+    $schema: z
+      .string()
+      .optional()
+      .describe("Path or URL of the JSON Schema editors use to complete and check this file."),
+    agents: z
+      .record(z.string().regex(NAME_PATTERN), AgentSchema)
+      .describe("The agents this file can start, by name."),
+    bottles: z
+      .record(z.string().regex(NAME_PATTERN), BottleSchema)
+      .describe("The bottles agents run in, by name."),
+  })
+  .superRefine(checkAgentsNameBottles, ALWAYS)
+  .describe("A bot-bottle manifest: the agents you run and the bottles they run in.");
+
+export type ManifestFile = z.output<typeof ManifestSchema>;
+export type ManifestInput = z.input<typeof ManifestSchema>;
+export type Agent = z.output<typeof AgentSchema>;
+export type Bottle = z.output<typeof BottleSchema>;
+export type Route = z.output<typeof RouteSchema>;
+export type RouteAuth = z.output<typeof RouteAuthSchema>;
+export type GitUpstream = z.output<typeof GitUpstreamSchema>;
+export type GitKey = z.output<typeof GitKeySchema>;
+export type GitUser = z.output<typeof GitUserSchema>;

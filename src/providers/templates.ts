@@ -1,0 +1,46 @@
+/**
+ * Which `template` names an agent may use: the built-in providers, and the user plugins installed
+ * on this machine. A plugin is a directory `<plugins dir>/<name>/` holding a `plugin.json`.
+ */
+import { readdir, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export const BUILTIN_TEMPLATES = ["claude", "codex", "shell"] as const;
+export type BuiltinTemplate = (typeof BUILTIN_TEMPLATES)[number];
+
+export function pluginsDir(env: NodeJS.ProcessEnv): string {
+  if (env["BOT_BOTTLE_PLUGINS_DIR"]) return env["BOT_BOTTLE_PLUGINS_DIR"];
+  const config = env["XDG_CONFIG_HOME"] || join(homedir(), ".config");
+  return join(config, "bot-bottle", "plugins");
+}
+
+/** Names of the plugins installed in `dir`; none when the directory does not exist. */
+export async function installedPlugins(dir: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const names: string[] = [];
+  for (const name of entries.sort()) {
+    try {
+      if ((await stat(join(dir, name, "plugin.json"))).isFile()) names.push(name);
+    } catch {
+      /* not a plugin */
+    }
+  }
+  return names;
+}
+
+export interface TemplateCatalog {
+  builtins: readonly string[];
+  plugins: readonly string[];
+  pluginsDir: string;
+}
+
+export async function templateCatalog(env: NodeJS.ProcessEnv): Promise<TemplateCatalog> {
+  const dir = pluginsDir(env);
+  return { builtins: BUILTIN_TEMPLATES, plugins: await installedPlugins(dir), pluginsDir: dir };
+}
