@@ -1,4 +1,4 @@
-import type { Command} from "commander";
+import type { Command } from "commander";
 import { Option } from "commander";
 import { DockerCli } from "../engine/docker.js";
 import { buildBaseImage, DEFAULT_MIRROR, SUITES, type Suite } from "../images/base.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PrerequisiteError } from "../errors.js";
 import type { Progress } from "../cli/progress.js";
-import type { DockerCli} from "../engine/docker.js";
+import type { DockerCli } from "../engine/docker.js";
 import { engineFailureReason } from "../engine/docker.js";
 import { CommandNotFoundError, run } from "../exec/run.js";
 import { baseImageRef, LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "./catalog.js";

@@ -21,7 +21,8 @@ export function formatPath(path: JsonPath): string {
   let out = "";
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
-    else if (/^[A-Za-z_$][\w$-]*$/.test(part)) out += out === "" ? part : `.${part}`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(part) || /^<\w+>$/.test(part))
+      out += out === "" ? part : `.${part}`;
     else out += `[${JSON.stringify(part)}]`;
   }
   return out === "" ? "(top level)" : out;

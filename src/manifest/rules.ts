@@ -69,6 +69,7 @@ export function checkRouteHost(host: string, allowIpLiteral: boolean): string | 
     return `includes user information — write only the host name, ${HOST_EXAMPLE}`;
   if (host.includes(":"))
     return `includes a port — write only the host name (routes are for port 443 and the proxy's own), ${HOST_EXAMPLE}`;
+  if (host === "*") return 'is a wildcard over every host — name the hosts, e.g. "*.example.com"';
   if (host.includes("*")) {
     if (!host.startsWith("*.") || host.slice(2).includes("*"))
       return 'may use "*" only as the whole first label, as in "*.example.com"';
