@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { DockerCli } from "../engine/docker.js";
 import { buildBaseImage, DEFAULT_MIRROR, SUITES, type Suite } from "../images/base.js";
-import { DEFAULT_SUITE } from "../images/catalog.js";
+import { buildImage } from "../images/build.js";
+import { DEFAULT_SUITE, imageCatalog } from "../images/catalog.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { createProgress } from "./progress.js";
@@ -36,4 +37,37 @@ export function registerImages(program: Command, ctx: CliContext): void {
       if (options.json) writeLine(ctx.stdout, JSON.stringify(result));
       else writeLine(ctx.stdout, result.ref);
     });
+  const buildable = imageCatalog()
+    .filter((i) => i.dockerfileDir)
+    .map((i) => i.name);
+  images
+    .command("build")
+    .description(
+      `build bot-bottle's images from images/ (${buildable.join(", ")}); unchanged images are reused`,
+    )
+    .argument("[names...]", "images to build (default: all)")
+    .option(
+      "--base <ref>",
+      "BASE_IMAGE to build from (default: the offline base when it exists, else the Dockerfile's)",
+    )
+    .option("--force", "rebuild even when the image is up to date")
+    .option("--json", "print the results as JSON")
+    .action(
+      async (names: string[], options: { base?: string; force?: boolean; json?: boolean }) => {
+        const docker = new DockerCli(ctx.env);
+        const results = [];
+        for (const name of names.length ? names : buildable) {
+          results.push(
+            await buildImage(name, {
+              docker,
+              progress: createProgress(ctx.stderr, 2),
+              force: options.force === true,
+              ...(options.base ? { baseImage: options.base } : {}),
+            }),
+          );
+        }
+        if (options.json) writeLine(ctx.stdout, JSON.stringify(results));
+        else for (const r of results) writeLine(ctx.stdout, r.ref);
+      },
+    );
 }

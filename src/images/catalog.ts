@@ -21,6 +21,8 @@ export interface ImageEntry {
   purpose: string;
   /** How to get it when it is missing. */
   remedy: string;
+  /** The folder under images/ holding its Dockerfile; none for the imported base. */
+  dockerfileDir?: string;
 }
 
 export function imageCatalog(): ImageEntry[] {
@@ -31,6 +33,13 @@ export function imageCatalog(): ImageEntry[] {
       purpose: "offline Debian base for every other image",
       remedy:
         "run `bot-bottle images base` (builds it from Debian packages; needs root and debootstrap)",
+    },
+    {
+      name: "shell",
+      ref: "bot-bottle/shell:latest",
+      purpose: 'the "shell" agent template: Debian with git, curl, node and user node',
+      remedy: "run `bot-bottle images build shell`",
+      dockerfileDir: "shell",
     },
   ];
 }

@@ -13,6 +13,7 @@ describe("bot-bottle doctor, against the real engine", () => {
     assert.match(r.stdout, /^(ok|warn)\s+disk \(docker\)\s+[\d.]+ GiB free/m);
     assert.match(r.stdout, /^(ok|info)\s+smolvm\s+/m);
     assert.match(r.stdout, /^(ok|warn)\s+image base\s+bot-bottle\/base:/m);
+    assert.match(r.stdout, /^(ok|warn)\s+image shell\s+bot-bottle\/shell:/m);
     const json = await runCli(["doctor", "--json"]);
     const checks = JSON.parse(json.stdout) as { name: string; status: string }[];
     assert.equal(checks.find((c) => c.name === "docker engine")?.status, "ok");
