@@ -3,13 +3,13 @@
  * not ok says what to do. Exits 3 when a required check fails.
  */
 import { statfs } from "node:fs/promises";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import type { Command } from "commander";
 import { BotBottleError, EXIT } from "../errors.js";
-import { DockerCli, engineFailureReason } from "../engine/docker.js";
+import { DockerCli, engineFailureReason } from "../backends/docker/cli.js";
 import { CommandNotFoundError, run } from "../exec/run.js";
-import { imageCatalog } from "../images/catalog.js";
+import { imageCatalog } from "../backends/docker/images.js";
+import { stateRoot } from "../state/paths.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 
@@ -42,10 +42,6 @@ async function freeBytes(path: string): Promise<{ path: string; free: number } |
       current = parent;
     }
   }
-}
-
-export function stateRoot(env: NodeJS.ProcessEnv): string {
-  return join(env["XDG_STATE_HOME"] || join(homedir(), ".local", "state"), "bot-bottle");
 }
 
 async function diskCheck(name: string, path: string): Promise<Check> {

@@ -1,9 +1,14 @@
 import type { Command } from "commander";
 import { Option } from "commander";
-import { DockerCli } from "../engine/docker.js";
-import { buildBaseImage, DEFAULT_MIRROR, SUITES, type Suite } from "../images/base.js";
-import { buildImage } from "../images/build.js";
-import { DEFAULT_SUITE, imageCatalog } from "../images/catalog.js";
+import { DockerCli } from "../backends/docker/cli.js";
+import {
+  buildBaseImage,
+  DEFAULT_MIRROR,
+  SUITES,
+  type Suite,
+} from "../backends/docker/base-image.js";
+import { buildImage } from "../backends/docker/build.js";
+import { DEFAULT_SUITE, imageCatalog } from "../backends/docker/images.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { createProgress } from "./progress.js";

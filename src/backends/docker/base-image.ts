@@ -7,12 +7,12 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PrerequisiteError } from "../errors.js";
-import type { Progress } from "../cli/progress.js";
-import type { DockerCli } from "../engine/docker.js";
-import { engineFailureReason } from "../engine/docker.js";
-import { CommandNotFoundError, run } from "../exec/run.js";
-import { baseImageRef, LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "./catalog.js";
+import { PrerequisiteError } from "../../errors.js";
+import type { Progress } from "../../cli/progress.js";
+import type { DockerCli } from "./cli.js";
+import { engineFailureReason } from "./cli.js";
+import { CommandNotFoundError, run } from "../../exec/run.js";
+import { baseImageRef, LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "./images.js";
 
 export const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 export const SUITES = ["bookworm", "trixie"] as const;

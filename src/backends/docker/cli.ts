@@ -2,7 +2,7 @@
  * The Docker engine, driven through the `docker` CLI (argv arrays, via src/exec/run.ts). The
  * client honours DOCKER_HOST and contexts exactly as the operator's own `docker` does.
  */
-import { CommandFailedError, CommandNotFoundError, run, type RunOptions } from "../exec/run.js";
+import { CommandFailedError, CommandNotFoundError, run, type RunOptions } from "../../exec/run.js";
 
 export interface EngineVersion {
   client: string;

@@ -6,10 +6,10 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import type { Progress } from "../cli/progress.js";
-import type { DockerCli } from "../engine/docker.js";
-import { UsageError } from "../errors.js";
-import { PACKAGE_ROOT } from "../package-root.js";
+import type { Progress } from "../../cli/progress.js";
+import type { DockerCli } from "./cli.js";
+import { UsageError } from "../../errors.js";
+import { PACKAGE_ROOT } from "../../package-root.js";
 import {
   baseImageRef,
   DEFAULT_SUITE,
@@ -17,7 +17,7 @@ import {
   LABEL_PREFIX,
   LABEL_SCHEMA_VERSION,
   type ImageEntry,
-} from "./catalog.js";
+} from "./images.js";
 
 export interface BuildOptions {
   docker: DockerCli;
