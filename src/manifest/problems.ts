@@ -16,10 +16,15 @@ export interface Problem {
   column?: number;
 }
 
+/** Keys that look like a pasted credential are shown as `<key>`, never spelt out. */
+const TOKEN_LIKE =
+  /^(gh[pousr]_|github_pat_|glpat-|xox[abpr]-|sk-|sk_live_|AKIA|eyJ)|[A-Za-z0-9+/=_-]{40,}/;
+
 /** `bottles.dev.git[1].known_host_key`; keys that are not plain words are quoted. */
 export function formatPath(path: JsonPath): string {
   let out = "";
-  for (const part of path) {
+  for (const raw of path) {
+    const part = typeof raw === "string" && TOKEN_LIKE.test(raw) ? "<key>" : raw;
     if (typeof part === "number") out += `[${part}]`;
     else if (/^[A-Za-z_$][\w$-]*$/.test(part) || /^<\w+>$/.test(part))
       out += out === "" ? part : `.${part}`;

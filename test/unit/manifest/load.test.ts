@@ -300,6 +300,14 @@ describe("manifest loading", () => {
     assert.match(err.message, /…and 3 more/);
   });
 
+  test("does not spell out an unknown key that looks like a pasted token", () => {
+    const m = example();
+    m.bottles.dev.egress["ghp_0123456789abcdefghijABCDEFGHIJ012345"] = true;
+    const err = problemsOf(m);
+    assert.match(err.message, /bottles\.dev\.egress\.<key> is not a field here/);
+    assert.ok(!err.message.includes("ghp_0123"));
+  });
+
   test("never echoes a value from the file in any message", () => {
     const secret = "sk-ant-api03-SECRETSECRETSECRET";
     const m = example();
