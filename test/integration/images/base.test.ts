@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import { run } from "../../../src/exec/run.js";
 import { runCli } from "../../helpers/cli.js";
+import { runInImage } from "../../helpers/docker.js";
 
 describe("the offline base image", () => {
   test(
@@ -18,22 +18,11 @@ describe("the offline base image", () => {
         console.log(`# built ${result.ref} offline in ${result.seconds.toFixed(1)} s`);
       }
 
-      const name = `bot-bottle-test-base-${randomBytes(4).toString("hex")}`;
-      const { stdout } = await run("docker", [
-        "run",
-        "--rm",
-        "--name",
-        name,
-        "--label",
-        "dev.bot-bottle.test=1",
-        "--network",
-        "none",
+      const lines = await runInImage(
         result.ref,
-        "sh",
-        "-c",
         '. /etc/os-release && echo "$VERSION_CODENAME" && id -u && test -s /etc/ssl/certs/ca-certificates.crt && echo certs && command -v apt-get',
-      ]);
-      assert.deepEqual(stdout.trim().split("\n"), ["trixie", "0", "certs", "/usr/bin/apt-get"]);
+      );
+      assert.deepEqual(lines, ["trixie", "0", "certs", "/usr/bin/apt-get"]);
 
       const { stdout: labels } = await run("docker", [
         "image",

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { run } from "../../../src/exec/run.js";
 import { runCli } from "../../helpers/cli.js";
+import { runInImage } from "../../helpers/docker.js";
 
 describe("the shell template image", () => {
   test(
@@ -24,22 +23,11 @@ describe("the shell template image", () => {
         "no registry pull: the offline base is used",
       );
 
-      const name = `bot-bottle-test-shell-${randomBytes(4).toString("hex")}`;
-      const { stdout } = await run("docker", [
-        "run",
-        "--rm",
-        "--name",
-        name,
-        "--label",
-        "dev.bot-bottle.test=1",
-        "--network",
-        "none",
+      const lines = await runInImage(
         result.ref,
-        "sh",
-        "-c",
         'id -un; id -u; echo "$HOME"; git --version; curl --version | head -n 1; node -e "console.log(process.versions.node)"',
-      ]);
-      const [user, uid, home, git, curl, node] = stdout.trim().split("\n");
+      );
+      const [user, uid, home, git, curl, node] = lines;
       assert.equal(user, "node");
       assert.equal(uid, "1000");
       assert.equal(home, "/home/node");
