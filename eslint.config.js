@@ -52,7 +52,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/exec/run.ts"],
+    // The bundle's init is the process-running layer inside the sidecar bundle.
+    files: ["src/exec/run.ts", "src/sidecars/init/supervisor.ts"],
     rules: { "no-restricted-imports": "off" },
   },
   {

@@ -7,7 +7,7 @@ import {
   SUITES,
   type Suite,
 } from "../backends/docker/base-image.js";
-import { buildImage } from "../backends/docker/build.js";
+import { ensureImages } from "../backends/docker/build.js";
 import { DEFAULT_SUITE, imageCatalog } from "../backends/docker/images.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
@@ -59,18 +59,12 @@ export function registerImages(program: Command, ctx: CliContext): void {
     .option("--json", "print the results as JSON")
     .action(
       async (names: string[], options: { base?: string; force?: boolean; json?: boolean }) => {
-        const docker = new DockerCli(ctx.env);
-        const results = [];
-        for (const name of names.length ? names : buildable) {
-          results.push(
-            await buildImage(name, {
-              docker,
-              progress: createProgress(ctx.stderr, 2),
-              force: options.force === true,
-              ...(options.base ? { baseImage: options.base } : {}),
-            }),
-          );
-        }
+        const results = await ensureImages(names.length ? names : buildable, {
+          docker: new DockerCli(ctx.env),
+          progress: createProgress(ctx.stderr),
+          force: options.force === true,
+          ...(options.base ? { baseImage: options.base } : {}),
+        });
         if (options.json) writeLine(ctx.stdout, JSON.stringify(results));
         else for (const r of results) writeLine(ctx.stdout, r.ref);
       },

@@ -9,10 +9,12 @@ import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import { PACKAGE_ROOT } from "../package-root.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
+import { registerBottleCommands } from "./bottles.js";
 import { registerDoctor } from "./doctor.js";
 import { registerImages } from "./images.js";
 import { registerInit } from "./init.js";
 import { registerSchema } from "./schema.js";
+import { registerStart } from "./start.js";
 import { registerValidate } from "./validate.js";
 
 export function packageVersion(): string {
@@ -43,6 +45,8 @@ export function buildProgram(ctx: CliContext): Command {
       outputError: () => undefined,
     });
   registerInit(program, ctx);
+  registerStart(program, ctx);
+  registerBottleCommands(program, ctx);
   registerValidate(program, ctx);
   registerSchema(program, ctx);
   registerDoctor(program, ctx);
@@ -64,7 +68,7 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
   const program = buildProgram(ctx);
   try {
     await program.parseAsync(argv, { from: "user" });
-    return EXIT.ok;
+    return ctx.exitCode ?? EXIT.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return EXIT.ok; // --help, --version

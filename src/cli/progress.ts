@@ -6,17 +6,20 @@ export interface Progress {
   step(title: string): void;
   detail(text: string): void;
   done(text: string): void;
+  /** A line that must not be missed, kept on screen. */
+  warn(text: string): void;
 }
 
 export function createProgress(
   stream: NodeJS.WritableStream & { isTTY?: boolean },
-  totalSteps: number,
+  totalSteps?: number,
 ): Progress {
   const tty = stream.isTTY === true;
   let step = 0;
   let stepStarted = Date.now();
   let lastDetail = 0;
   let detailShown = false;
+  let open = false;
   const clear = () => {
     if (tty && detailShown) stream.write("\r\x1b[2K");
     detailShown = false;
@@ -25,10 +28,11 @@ export function createProgress(
   return {
     step(title) {
       clear();
-      if (step > 0) stream.write(`      (${elapsed()})\n`);
+      if (open) stream.write(`      (${elapsed()})\n`);
+      open = true;
       step++;
       stepStarted = Date.now();
-      stream.write(`[${step}/${totalSteps}] ${title}\n`);
+      stream.write(totalSteps ? `[${step}/${totalSteps}] ${title}\n` : `- ${title}\n`);
     },
     detail(text) {
       const now = Date.now();
@@ -43,8 +47,13 @@ export function createProgress(
     },
     done(text) {
       clear();
-      if (step > 0) stream.write(`      (${elapsed()})\n`);
+      if (open) stream.write(`      (${elapsed()})\n`);
+      open = false;
       stream.write(`${text}\n`);
+    },
+    warn(text) {
+      clear();
+      stream.write(`WARNING: ${text}\n`);
     },
   };
 }

@@ -5,6 +5,7 @@
  * Secrets never ride on argv: pass them in `env`.
  */
 import { spawn } from "node:child_process";
+import { constants as osConstants } from "node:os";
 import { BotBottleError, EXIT } from "../errors.js";
 
 export interface RunOptions {
@@ -169,6 +170,31 @@ export function run(
       } else {
         resolve({ exitCode: code, stdout, stderr });
       }
+    });
+  });
+}
+
+/**
+ * Runs a program on this terminal (stdin, stdout and stderr inherited), for interactive sessions
+ * and `exec`. Resolves to its exit status (128 + signal number when a signal ended it).
+ */
+export function runAttached(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: "inherit",
+    });
+    child.on("error", (err: NodeJS.ErrnoException) =>
+      reject(err.code === "ENOENT" ? new CommandNotFoundError(command) : err),
+    );
+    child.on("close", (code, signal) => {
+      if (code !== null) resolve(code);
+      else resolve(128 + (signal ? (osConstants.signals[signal] ?? 1) : 1));
     });
   });
 }

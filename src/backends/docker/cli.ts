@@ -2,7 +2,13 @@
  * The Docker engine, driven through the `docker` CLI (argv arrays, via src/exec/run.ts). The
  * client honours DOCKER_HOST and contexts exactly as the operator's own `docker` does.
  */
-import { CommandFailedError, CommandNotFoundError, run, type RunOptions } from "../../exec/run.js";
+import {
+  CommandFailedError,
+  CommandNotFoundError,
+  run,
+  runAttached,
+  type RunOptions,
+} from "../../exec/run.js";
 
 export interface EngineVersion {
   client: string;
@@ -26,6 +32,11 @@ export class DockerCli {
 
   run(args: readonly string[], options: RunOptions = {}) {
     return run("docker", args, { env: this.env, ...options });
+  }
+
+  /** Runs docker on this terminal; resolves to its exit status. */
+  runAttached(args: readonly string[]): Promise<number> {
+    return runAttached("docker", args, { env: this.env });
   }
 
   /** Where the client will look for the engine, for messages. */

@@ -3,8 +3,7 @@
  * to a public Debian image; where no registry can be reached, `bot-bottle images base` builds an
  * equivalent base from Debian's packages and later builds use it.
  */
-export const LABEL_PREFIX = "dev.bot-bottle";
-export const LABEL_SCHEMA_VERSION = "1";
+export { LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "../../shared/labels.js";
 
 /** The public image the Dockerfiles name by default, and the suite the offline base mirrors. */
 export const PUBLIC_BASE_IMAGE = "debian:trixie-slim";
@@ -23,6 +22,8 @@ export interface ImageEntry {
   remedy: string;
   /** The folder under images/ holding its Dockerfile; none for the imported base. */
   dockerfileDir?: string;
+  /** The build context also carries the compiled sidecar code (the bundle). */
+  withSidecars?: boolean;
 }
 
 export function imageCatalog(): ImageEntry[] {
@@ -40,6 +41,14 @@ export function imageCatalog(): ImageEntry[] {
       purpose: 'the "shell" agent template: Debian with git, curl, node and user node',
       remedy: "run `bot-bottle images build shell`",
       dockerfileDir: "shell",
+    },
+    {
+      name: "bundle",
+      ref: "bot-bottle/bundle:latest",
+      purpose: "the sidecar bundle: init and the egress daemon",
+      remedy: "run `bot-bottle images build bundle` (start builds it when missing)",
+      dockerfileDir: "bundle",
+      withSidecars: true,
     },
   ];
 }

@@ -20,7 +20,7 @@ describe("bot-bottle validate, schema and init, through the built CLI", () => {
   test("validate accepts the example manifest", async () => {
     const r = await runCli(["validate", "-f", EXAMPLE_FILE]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /is valid: 2 agents \(coder, probe\), 1 bottle \(dev\)/);
+    assert.match(r.stdout, /is valid: 2 agents \(coder, probe\), 2 bottles \(dev, sandbox\)/);
   });
 
   test("validate --agent prints the effective bottle, and --json the object", async () => {

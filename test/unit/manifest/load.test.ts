@@ -28,7 +28,7 @@ describe("manifest loading", () => {
   test("accepts the example manifest, comments and all", () => {
     const index = load(EXAMPLE_TEXT);
     assert.deepEqual(index.agentNames, ["coder", "probe"]);
-    assert.deepEqual(index.bottleNames, ["dev"]);
+    assert.deepEqual(index.bottleNames, ["dev", "sandbox"]);
   });
 
   test("fills defaults the schema declares", () => {

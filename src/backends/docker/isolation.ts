@@ -1,0 +1,24 @@
+/**
+ * The one hole `--internal` leaves on Docker: the host answers on the bridge's own address, so a
+ * container on an internal network reaches anything the host serves on 0.0.0.0 (those packets go
+ * to the host's INPUT path and never cross the forwarding rules). bot-bottle creates the agent's
+ * bridge without a host address (bridge option inhibit_ipv4) and then checks that it holds none.
+ */
+import { existsSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+
+export type BridgeIsolation =
+  | { verdict: "closed" }
+  | { verdict: "open"; address: string }
+  | { verdict: "unverifiable"; why: string };
+
+export function checkBridgeIsolation(bridge: string, sysfs = "/sys/class/net"): BridgeIsolation {
+  const addresses = networkInterfaces()[bridge] ?? [];
+  const v4 = addresses.find((a) => a.family === "IPv4");
+  if (v4) return { verdict: "open", address: v4.address };
+  if (existsSync(`${sysfs}/${bridge}`)) return { verdict: "closed" };
+  return {
+    verdict: "unverifiable",
+    why: `bridge ${bridge} is not visible from this host (a remote engine, or Docker Desktop's VM)`,
+  };
+}

@@ -1,0 +1,154 @@
+import type { Command } from "commander";
+import { DockerBackend } from "../backends/docker/backend.js";
+import { DockerCli } from "../backends/docker/cli.js";
+import { cleanup, listBottles, NoSuchBottleError, stopBottle } from "../lifecycle/bottles.js";
+import {
+  capturedLogs,
+  mergeByTime,
+  parseTimestamped,
+  renderJson,
+  renderLine,
+  type LogLine,
+} from "../lifecycle/logs.js";
+import { stateRoot } from "../state/paths.js";
+import { join } from "node:path";
+import type { CliContext } from "./context.js";
+import { writeLine } from "./context.js";
+
+function backendFor(ctx: CliContext): { docker: DockerCli; backend: DockerBackend } {
+  const docker = new DockerCli(ctx.env);
+  return { docker, backend: new DockerBackend(docker) };
+}
+
+export function registerBottleCommands(program: Command, ctx: CliContext): void {
+  program
+    .command("ls")
+    .description("list bottles")
+    .option("--json", "print the list as JSON")
+    .action(async (options: { json?: boolean }) => {
+      const bottles = await listBottles(backendFor(ctx).backend, ctx.env);
+      if (options.json) {
+        writeLine(ctx.stdout, JSON.stringify(bottles, null, 2));
+        return;
+      }
+      if (bottles.length === 0) {
+        writeLine(ctx.stderr, "no bottles (start one with `bot-bottle start AGENT`)");
+        return;
+      }
+      const rows = [["SLUG", "AGENT", "BOTTLE", "STATE", "CREATED", "WORKSPACE"]];
+      for (const b of bottles)
+        rows.push([
+          b.slug,
+          b.agent,
+          b.bottle,
+          b.state,
+          b.created?.slice(0, 19).replace("T", " ") ?? "-",
+          b.workspace ?? "-",
+        ]);
+      const widths =
+        rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+      for (const r of rows)
+        writeLine(
+          ctx.stdout,
+          r
+            .map((c, i) => c.padEnd(widths[i] ?? 0))
+            .join("  ")
+            .trimEnd(),
+        );
+    });
+
+  program
+    .command("exec")
+    .description(
+      "run a command in a bottle's agent as user node; its exit status is passed through",
+    )
+    .argument("<slug>", "the bottle, as `bot-bottle ls` shows it")
+    .argument("<command...>", "the command and its arguments (put -- before it)")
+    .option("--user <user>", "run as this user instead of node")
+    .action(async (slug: string, argv: string[], options: { user?: string }) => {
+      const { backend } = backendFor(ctx);
+      const bottle = backend.handle(slug, await backend.resources(slug));
+      if (!bottle) throw new NoSuchBottleError(slug);
+      const tty = ctx.stdin?.isTTY === true && ctx.stdout.isTTY === true;
+      ctx.exitCode = await bottle.attach(argv, {
+        tty,
+        stdin: true,
+        ...(options.user ? { user: options.user } : {}),
+      });
+    });
+
+  program
+    .command("logs")
+    .description("show a bottle's logs: the bundle's events and the agent's output, in time order")
+    .argument("<slug>", "the bottle")
+    .option("-f, --follow", "keep printing new lines")
+    .option("--json", "print JSON lines")
+    .action(async (slug: string, options: { follow?: boolean; json?: boolean }) => {
+      const { docker, backend } = backendFor(ctx);
+      const render = options.json ? renderJson : renderLine;
+      const containers = (await backend.resources(slug)).filter((r) => r.kind === "container");
+      if (containers.length === 0) {
+        const captured = await capturedLogs(join(stateRoot(ctx.env), slug));
+        if (!captured)
+          throw new NoSuchBottleError(slug, "no running bottle and no captured logs by that name");
+        for (const line of captured) writeLine(ctx.stdout, render(line));
+        return;
+      }
+      if (!options.follow) {
+        const streams = await Promise.all(
+          containers.map(async (c) => {
+            const { stdout, stderr } = await docker.run(["logs", "--timestamps", c.name]);
+            return parseTimestamped(c.role, stdout + stderr);
+          }),
+        );
+        for (const line of mergeByTime(...streams)) writeLine(ctx.stdout, render(line));
+        return;
+      }
+      const print = (source: string) => (text: string) => {
+        const [line] = parseTimestamped(source, text) as [LogLine?];
+        if (line) writeLine(ctx.stdout, render(line));
+      };
+      await Promise.all(
+        containers.map((c) =>
+          docker
+            .run(["logs", "--follow", "--timestamps", c.name], {
+              onStdoutLine: print(c.role),
+              onStderrLine: print(c.role),
+            })
+            .catch(() => undefined),
+        ),
+      );
+    });
+
+  program
+    .command("stop")
+    .description(
+      "stop a bottle: capture its logs into the state dir, remove its containers and networks",
+    )
+    .argument("<slug...>", "the bottles")
+    .action(async (slugs: string[]) => {
+      const { backend } = backendFor(ctx);
+      for (const slug of slugs) {
+        const stopped = await stopBottle(backend, slug, ctx.env);
+        writeLine(ctx.stdout, `stopped ${stopped.slug} (state kept in ${stopped.stateDir})`);
+      }
+    });
+
+  program
+    .command("cleanup")
+    .description(
+      "remove containers and networks of bottles that are not running (e.g. after a killed start)",
+    )
+    .option("--json", "print what was removed as JSON")
+    .action(async (options: { json?: boolean }) => {
+      const removed = await cleanup(backendFor(ctx).backend, ctx.env);
+      if (options.json) writeLine(ctx.stdout, JSON.stringify(removed, null, 2));
+      else if (removed.length === 0) writeLine(ctx.stdout, "nothing to clean up");
+      else
+        for (const b of removed)
+          writeLine(
+            ctx.stdout,
+            `removed ${b.slug}: ${[...b.containers.map((c) => `container ${c.name}`), ...b.networks.map((n) => `network ${n}`)].join(", ")}`,
+          );
+    });
+}

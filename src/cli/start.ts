@@ -1,0 +1,104 @@
+import { stat } from "node:fs/promises";
+import { createInterface } from "node:readline/promises";
+import type { Command } from "commander";
+import { DockerBackend } from "../backends/docker/backend.js";
+import { DockerCli } from "../backends/docker/cli.js";
+import { RefusedError } from "../errors.js";
+import { stopBottle } from "../lifecycle/bottles.js";
+import { launch, prepare, refuseMissingHostParts } from "../lifecycle/start.js";
+import { describePlan, planNotes } from "../plan/summary.js";
+import type { CliContext } from "./context.js";
+import { writeLine } from "./context.js";
+import { loadFromOptions, type GlobalOptions } from "./manifest-options.js";
+import { createProgress } from "./progress.js";
+
+interface StartOptions {
+  cwd?: string;
+  detach?: boolean;
+  yes?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+  keep?: boolean;
+}
+
+async function confirm(ctx: CliContext, question: string): Promise<boolean> {
+  if (!ctx.stdin) return false;
+  const rl = createInterface({ input: ctx.stdin, output: ctx.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export function registerStart(program: Command, ctx: CliContext): void {
+  program
+    .command("start")
+    .description("start a bottle for AGENT and attach to it (or --detach)")
+    .argument("<agent>", "the agent to start, from the manifest")
+    .option("--cwd <dir>", "the workspace folder the agent sees (default: this folder)")
+    .option("--detach", "print the bottle's slug and return instead of attaching")
+    .option("--yes", "do not ask for confirmation")
+    .option("--dry-run", "print the plan and create nothing")
+    .option("--json", "with --dry-run: print the plan as JSON")
+    .option("--keep", "keep the bottle running after an attached session ends")
+    .action(async (agent: string, options: StartOptions, command: Command) => {
+      const index = await loadFromOptions(command.optsWithGlobals<GlobalOptions>(), ctx);
+      const manifest = index.select(agent);
+      const plan = await prepare({ manifest, workspace: options.cwd ?? ctx.cwd, env: ctx.env });
+      if (options.dryRun) {
+        if (options.json) writeLine(ctx.stdout, JSON.stringify(plan, null, 2));
+        else for (const line of describePlan(plan)) writeLine(ctx.stdout, line);
+        return;
+      }
+      refuseMissingHostParts(manifest, ctx.env);
+      for (const line of describePlan(plan)) writeLine(ctx.stderr, line);
+      const owner = await stat(plan.workspace.host);
+      for (const note of planNotes(plan, owner)) writeLine(ctx.stderr, `note: ${note}`);
+      const interactive = ctx.stdin?.isTTY === true && ctx.env["CI"] !== "true";
+      if (interactive && !options.yes && !(await confirm(ctx, "Start this bottle? [y/N] ")))
+        throw new RefusedError("not started", "answer y, or pass --yes");
+
+      const docker = new DockerCli(ctx.env);
+      const backend = new DockerBackend(docker);
+      // Ctrl-C or SIGTERM during the start: roll back what exists, keep the state dir.
+      const abandon = (signal: NodeJS.Signals) => {
+        writeLine(ctx.stderr, `bot-bottle: ${signal} during start; removing ${plan.slug}`);
+        void stopBottle(backend, plan.slug, ctx.env)
+          .catch(() => undefined)
+          .finally(() => process.exit(130));
+      };
+      process.once("SIGINT", abandon);
+      process.once("SIGTERM", abandon);
+      let bottle;
+      try {
+        bottle = await launch(plan, { docker, progress: createProgress(ctx.stderr), env: ctx.env });
+      } finally {
+        process.off("SIGINT", abandon);
+        process.off("SIGTERM", abandon);
+      }
+      if (options.detach) {
+        writeLine(
+          ctx.stderr,
+          `started ${plan.slug}: \`bot-bottle exec ${plan.slug} -- CMD\`, \`bot-bottle stop ${plan.slug}\``,
+        );
+        writeLine(ctx.stdout, plan.slug);
+        return;
+      }
+      const tty = ctx.stdin?.isTTY === true;
+      ctx.exitCode = await bottle.attach(plan.agentContainer.attach, {
+        tty,
+        stdin: true,
+        workdir: plan.agentContainer.workdir,
+      });
+      if (options.keep) {
+        writeLine(
+          ctx.stderr,
+          `${plan.slug} is still running: \`bot-bottle stop ${plan.slug}\` when done`,
+        );
+        return;
+      }
+      await stopBottle(backend, plan.slug, ctx.env);
+      writeLine(ctx.stderr, `stopped ${plan.slug}; its state and logs are in ${plan.stateDir}`);
+    });
+}

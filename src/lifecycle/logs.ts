@@ -1,0 +1,79 @@
+/**
+ * A bottle's logs: the bundle's typed events and the agent container's output, merged in time
+ * order. One source (docker's timestamped log lines, or the copies captured at stop), two views:
+ * lines for people, JSON lines for programs.
+ */
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { LogEvent } from "../shared/init-config.js";
+
+export interface LogLine {
+  time: string;
+  /** Which container wrote it: "bundle" or "agent". */
+  source: string;
+  text: string;
+}
+
+/** Splits docker's `--timestamps` output ("<RFC3339Nano> <text>") into lines. */
+export function parseTimestamped(source: string, output: string): LogLine[] {
+  return output
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((line) => {
+      const space = line.indexOf(" ");
+      const time = space > 0 ? line.slice(0, space) : "";
+      return /^\d{4}-\d\d-\d\dT/.test(time)
+        ? { time, source, text: line.slice(space + 1) }
+        : { time: "", source, text: line };
+    });
+}
+
+export function mergeByTime(...streams: LogLine[][]): LogLine[] {
+  return streams.flat().sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+}
+
+function asEvent(text: string): LogEvent | undefined {
+  if (!text.startsWith("{")) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<LogEvent>;
+    return typeof value.event === "string" && typeof value.component === "string"
+      ? (value as LogEvent)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** For people: "14:31:29.865 egress  listen  egress listening on :9099". */
+export function renderLine(line: LogLine): string {
+  const clock = line.time.slice(11, 23) || "--:--:--.---";
+  const event = asEvent(line.text);
+  if (event)
+    return `${clock} ${event.component.padEnd(8)} ${event.event.padEnd(12)} ${event.message}`;
+  return `${clock} ${line.source.padEnd(8)} ${"output".padEnd(12)} ${line.text}`;
+}
+
+/** For programs: one JSON object a line, typed events kept whole. */
+export function renderJson(line: LogLine): string {
+  const event = asEvent(line.text);
+  return JSON.stringify(
+    event ?? { time: line.time, component: line.source, event: "output", message: line.text },
+  );
+}
+
+/** The logs captured into <stateDir>/logs at stop. */
+export async function capturedLogs(stateDir: string): Promise<LogLine[] | undefined> {
+  const dir = join(stateDir, "logs");
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith(".log"));
+  } catch {
+    return undefined;
+  }
+  const streams = await Promise.all(
+    files.map(async (f) =>
+      parseTimestamped(f.replace(/\.log$/, ""), await readFile(join(dir, f), "utf8")),
+    ),
+  );
+  return mergeByTime(...streams);
+}

@@ -1,0 +1,102 @@
+/**
+ * Starting a bottle: plan, preflight, images, state, launch — rolled back on failure, with the
+ * first error reported. The CLI command around it only parses and prints.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { resolve, sep } from "node:path";
+import type { Progress } from "../cli/progress.js";
+import { BotBottleError, EXIT, UsageError } from "../errors.js";
+import { DockerBackend, type DockerBottle } from "../backends/docker/backend.js";
+import { ensureImages } from "../backends/docker/build.js";
+import type { DockerCli } from "../backends/docker/cli.js";
+import { hostWarnings } from "../manifest/host-check.js";
+import type { Manifest } from "../manifest/index.js";
+import { formatPath } from "../manifest/problems.js";
+import { agentImageFor, newId, planBottle, type BottlePlan } from "../plan/plan.js";
+import { createState, metadataFromPlan, updateMetadata } from "../state/bottle-state.js";
+import { stateRoot } from "../state/paths.js";
+
+export class NotReadyError extends BotBottleError {
+  constructor(message: string, hint: string) {
+    super("prerequisite_missing", message, { exitCode: EXIT.usage, hint });
+    this.name = "NotReadyError";
+  }
+}
+
+/** The workspace must be a folder, and not one whose exposure would hand the agent credentials. */
+export async function checkWorkspace(dir: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const path = resolve(dir);
+  const s = await stat(path).catch(() => undefined);
+  if (!s?.isDirectory())
+    throw new UsageError(
+      `--cwd ${path} is not a folder`,
+      "point --cwd at the project folder the agent should work in",
+    );
+  const home = resolve(env["HOME"] || homedir());
+  const state = stateRoot(env);
+  if (path === sep || path === home)
+    throw new UsageError(
+      `--cwd ${path} would show the agent your ${path === sep ? "whole file system" : "home folder (~/.ssh, tokens, …)"}`,
+      "run from a project folder, or pass --cwd PROJECT_DIR",
+    );
+  if (state === path || state.startsWith(path + sep) || path.startsWith(state + sep))
+    throw new UsageError(
+      `--cwd ${path} overlaps bot-bottle's state (${state}), which holds bottle CA keys`,
+      "choose a project folder",
+    );
+  return path;
+}
+
+export interface PrepareOptions {
+  manifest: Manifest;
+  workspace: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
+  const { manifest, env } = options;
+  const workspace = await checkWorkspace(options.workspace, env);
+  return planBottle(manifest, {
+    id: newId(randomBytes),
+    workspace,
+    stateRoot: stateRoot(env),
+    manifestText: await readFile(manifest.file, "utf8"),
+    images: { agent: agentImageFor(manifest.agent.template), bundle: "bot-bottle/bundle:latest" },
+  });
+}
+
+/** Everything a bottle needs from this host before anything is created. */
+export function refuseMissingHostParts(manifest: Manifest, env: NodeJS.ProcessEnv): void {
+  const missing = hostWarnings(manifest, env);
+  if (missing.length === 0) return;
+  throw new NotReadyError(
+    `this bottle cannot start yet:\n${missing.map((w) => `  ${formatPath(w.path)} ${w.message}`).join("\n")}`,
+    "set the variables in this shell and create the files, then start again",
+  );
+}
+
+export async function launch(
+  plan: BottlePlan,
+  options: { docker: DockerCli; progress: Progress; env: NodeJS.ProcessEnv },
+): Promise<DockerBottle> {
+  const { docker, progress } = options;
+  await ensureImages(["bundle", plan.agent.template], { docker, progress, force: false });
+  await createState(plan, metadataFromPlan(plan, new Date(), process.pid));
+  try {
+    const bottle = await new DockerBackend(docker).launch(plan, {
+      progress,
+      secretEnv: options.env,
+    });
+    await updateMetadata(plan.stateDir, { status: "running" });
+    return bottle;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    await updateMetadata(plan.stateDir, {
+      status: "failed",
+      error: message.split("\n")[0] ?? message,
+    });
+    throw err;
+  }
+}

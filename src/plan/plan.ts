@@ -1,0 +1,205 @@
+/**
+ * Manifest -> BottlePlan: everything launch needs, computed once and without side effects, so it
+ * can be printed as the preflight summary. Launch reads the plan and re-derives nothing. No secret
+ * value is ever in a plan: only the names of the environment variables that hold them.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { UsageError } from "../errors.js";
+import type { Manifest } from "../manifest/index.js";
+import { BUNDLE_ROOT, INIT_CONFIG_PATH, type InitConfig } from "../shared/init-config.js";
+import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
+
+export const AGENT_USER = "node";
+export const AGENT_HOME = "/home/node";
+export const WORKSPACE = "/home/node/workspace";
+export const EGRESS_PORT = 9099;
+export const HEALTH_PORT = 9000;
+/** Names the agent reaches the bundle by, on the internal network. */
+export const BUNDLE_ALIASES = ["egress", "git-gate", "supervise"] as const;
+
+export interface ContainerPlan {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+}
+
+export interface NetworkPlan {
+  name: string;
+  /** The host-side bridge interface name (at most 15 characters). */
+  bridge: string;
+  internal: boolean;
+  labels: Record<string, string>;
+}
+
+export interface BottlePlan {
+  slug: string;
+  backend: "docker";
+  agent: { name: string; template: string };
+  bottle: { name: string };
+  manifest: { file: string; sha256: string };
+  stateDir: string;
+  workspace: { host: string; container: string };
+  networks: { internal: NetworkPlan; egress: NetworkPlan };
+  bundle: ContainerPlan & {
+    aliases: readonly string[];
+    /** Ports the agent may reach on the bundle, by daemon. */
+    ports: Record<string, number>;
+    /** Names of host env vars whose values the bundle receives at start (never the values). */
+    secretEnv: string[];
+    /** State-dir folder mounted read-only at /etc/bot-bottle. */
+    configDir: string;
+  };
+  agentContainer: ContainerPlan & {
+    user: string;
+    home: string;
+    workdir: string;
+    limits: { memory: string; pids: number };
+    /** PID 1's command: keeps the container up between sessions. */
+    command: string[];
+    /** What an interactive session runs. */
+    attach: string[];
+  };
+  /** Files written into the state dir before launch, by path relative to it. */
+  files: Record<string, string>;
+}
+
+export interface PlanInput {
+  /** The random part of the slug: lower-case letters and digits. */
+  id: string;
+  workspace: string;
+  stateRoot: string;
+  manifestText: string;
+  images: { agent: string; bundle: string };
+}
+
+/** The agent image and interactive command per template. Only `shell` has an image so far. */
+const TEMPLATES: Record<string, { attach: string[] } | undefined> = {
+  shell: { attach: ["bash", "-l"] },
+};
+
+export const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+export function newId(random: (n: number) => Buffer, length = 6): string {
+  return [...random(length)].map((b) => ID_ALPHABET[b % ID_ALPHABET.length]).join("");
+}
+
+export function agentImageFor(template: string): string {
+  if (!TEMPLATES[template])
+    throw new UsageError(
+      `the "${template}" template cannot start bottles in this version of bot-bottle yet`,
+      'use an agent with "template": "shell" (bring your own agent), or update bot-bottle',
+    );
+  return `bot-bottle/${template}:latest`;
+}
+
+export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
+  if (!/^[a-z0-9]{4,12}$/.test(input.id)) throw new Error(`invalid bottle id ${input.id}`);
+  const template = TEMPLATES[manifest.agent.template];
+  if (!template) agentImageFor(manifest.agent.template);
+  const slug = `${manifest.agent.name}-${input.id}`;
+  const stateDir = join(input.stateRoot, slug);
+  const base: Record<string, string> = {
+    [LABELS.schema]: LABEL_SCHEMA_VERSION,
+    [LABELS.slug]: slug,
+    [LABELS.agent]: manifest.agent.name,
+    [LABELS.bottle]: manifest.bottle.name,
+    [LABELS.stateDir]: stateDir,
+  };
+  const labels = (role: Role) => ({ ...base, [LABELS.role]: role });
+  const prefix = `bot-bottle-${slug}`;
+
+  const init: InitConfig = {
+    slug,
+    daemons: [
+      {
+        name: "egress",
+        command: [
+          "node",
+          `${BUNDLE_ROOT}/sidecars/egress/main.js`,
+          "--port",
+          String(EGRESS_PORT),
+          "--slug",
+          slug,
+        ],
+        port: EGRESS_PORT,
+        reload: true,
+      },
+    ],
+    healthPort: HEALTH_PORT,
+    stopGraceMs: 3000,
+  };
+
+  const secretEnv = [
+    ...manifest.bottle.egress.routes.flatMap((r) => (r.auth ? [r.auth.token_env] : [])),
+    ...manifest.bottle.git.flatMap((g) =>
+      g.key.provider === "gitea" ? [g.key.provisioner_token_env] : [],
+    ),
+  ];
+
+  const gitUser = manifest.bottle.git_user;
+  const agentEnv: Record<string, string> = {
+    HOME: AGENT_HOME,
+    USER: AGENT_USER,
+    BOT_BOTTLE_SLUG: slug,
+    ...(gitUser
+      ? {
+          GIT_AUTHOR_NAME: gitUser.name,
+          GIT_AUTHOR_EMAIL: gitUser.email,
+          GIT_COMMITTER_NAME: gitUser.name,
+          GIT_COMMITTER_EMAIL: gitUser.email,
+        }
+      : {}),
+  };
+
+  return {
+    slug,
+    backend: "docker",
+    agent: { name: manifest.agent.name, template: manifest.agent.template },
+    bottle: { name: manifest.bottle.name },
+    manifest: {
+      file: manifest.file,
+      sha256: createHash("sha256").update(input.manifestText).digest("hex"),
+    },
+    stateDir,
+    workspace: { host: input.workspace, container: WORKSPACE },
+    networks: {
+      internal: {
+        name: `${prefix}-internal`,
+        bridge: `bb${input.id}i`,
+        internal: true,
+        labels: labels("internal-network"),
+      },
+      egress: {
+        name: `${prefix}-egress`,
+        bridge: `bb${input.id}e`,
+        internal: false,
+        labels: labels("egress-network"),
+      },
+    },
+    bundle: {
+      name: `${prefix}-bundle`,
+      image: input.images.bundle,
+      labels: labels("bundle"),
+      env: { BOT_BOTTLE_SLUG: slug, BOT_BOTTLE_INIT_CONFIG: INIT_CONFIG_PATH },
+      aliases: BUNDLE_ALIASES,
+      ports: { egress: EGRESS_PORT },
+      secretEnv: [...new Set(secretEnv)],
+      configDir: "bundle",
+    },
+    agentContainer: {
+      name: `${prefix}-agent`,
+      image: input.images.agent,
+      labels: labels("agent"),
+      env: agentEnv,
+      user: AGENT_USER,
+      home: AGENT_HOME,
+      workdir: WORKSPACE,
+      limits: { memory: "4g", pids: 1024 },
+      command: ["sleep", "infinity"],
+      attach: template?.attach ?? [],
+    },
+    files: { "bundle/init.json": JSON.stringify(init, null, 2) + "\n" },
+  };
+}

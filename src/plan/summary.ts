@@ -1,0 +1,34 @@
+/** The preflight summary: a BottlePlan as a person reads it before saying yes. */
+import type { BottlePlan } from "./plan.js";
+
+export function describePlan(plan: BottlePlan): string[] {
+  const a = plan.agentContainer;
+  const lines = [
+    `bottle ${plan.slug}  (agent ${plan.agent.name}, template ${plan.agent.template}, bottle ${plan.bottle.name}, backend ${plan.backend})`,
+    `  workspace   ${plan.workspace.host} -> ${plan.workspace.container} (the only host path the agent sees)`,
+    `  agent       ${a.name}  image ${a.image}`,
+    `              user ${a.user}, no capabilities, no-new-privileges, memory ${a.limits.memory}, pids ${a.limits.pids}, IPv6 off`,
+    `  bundle      ${plan.bundle.name}  image ${plan.bundle.image}`,
+    `              reachable from the agent as ${plan.bundle.aliases.join(", ")}; ports: ${Object.entries(
+      plan.bundle.ports,
+    )
+      .map(([d, p]) => `${d} ${p}`)
+      .join(", ")}`,
+    `  networks    ${plan.networks.internal.name} (internal, no host address) and ${plan.networks.egress.name} (bundle only)`,
+    `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
+    `  state       ${plan.stateDir}`,
+  ];
+  return lines;
+}
+
+/** Notes worth reading before starting, derived from the plan and the workspace's owner. */
+export function planNotes(plan: BottlePlan, workspace: { uid: number; mode: number }): string[] {
+  const notes: string[] = [];
+  const agentUid = 1000;
+  const othersWrite = (workspace.mode & 0o002) !== 0;
+  if (workspace.uid !== agentUid && !othersWrite)
+    notes.push(
+      `the agent runs as uid ${agentUid}, which cannot write to ${plan.workspace.host} (owned by uid ${workspace.uid}); give it access (e.g. chown ${agentUid}) if the agent should change files`,
+    );
+  return notes;
+}

@@ -1,0 +1,17 @@
+/**
+ * Labels on everything bot-bottle creates, so `ls` and `cleanup` find it, and names stay unique
+ * per bottle. Shared by host code and tests.
+ */
+export const LABEL_PREFIX = "dev.bot-bottle";
+export const LABEL_SCHEMA_VERSION = "1";
+
+export const LABELS = {
+  schema: `${LABEL_PREFIX}.schema`,
+  slug: `${LABEL_PREFIX}.slug`,
+  agent: `${LABEL_PREFIX}.agent`,
+  bottle: `${LABEL_PREFIX}.bottle`,
+  role: `${LABEL_PREFIX}.role`,
+  stateDir: `${LABEL_PREFIX}.state-dir`,
+} as const;
+
+export type Role = "agent" | "bundle" | "internal-network" | "egress-network";

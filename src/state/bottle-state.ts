@@ -1,0 +1,122 @@
+/**
+ * A bottle's state dir: ${XDG_STATE_HOME:-~/.local/state}/bot-bottle/<slug>/, kept after the
+ * bottle stops. It holds metadata.json, the per-bottle CA (key mode 0600), the sidecar config the
+ * plan computed, and the logs captured at stop. Every write is atomic.
+ */
+import { chmod, mkdir, readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { run } from "../exec/run.js";
+import type { BottlePlan } from "../plan/plan.js";
+import { writeFileAtomic, writeJsonAtomic } from "./files.js";
+
+export type BottleStatus = "starting" | "running" | "failed" | "stopped";
+
+export interface BottleMetadata {
+  slug: string;
+  agent: string;
+  bottle: string;
+  template: string;
+  backend: "docker";
+  created: string;
+  status: BottleStatus;
+  /** The CLI process that is starting the bottle, while status is "starting". */
+  startPid?: number;
+  stopped?: string;
+  error?: string;
+  workspace: string;
+  manifest: { file: string; sha256: string };
+  labels: Record<string, string>;
+  containers: { agent: string; bundle: string };
+  networks: { internal: string; egress: string };
+}
+
+export const METADATA = "metadata.json";
+
+export function metadataFromPlan(plan: BottlePlan, now: Date, pid: number): BottleMetadata {
+  return {
+    slug: plan.slug,
+    agent: plan.agent.name,
+    bottle: plan.bottle.name,
+    template: plan.agent.template,
+    backend: plan.backend,
+    created: now.toISOString(),
+    status: "starting",
+    startPid: pid,
+    workspace: plan.workspace.host,
+    manifest: plan.manifest,
+    labels: plan.bundle.labels,
+    containers: { agent: plan.agentContainer.name, bundle: plan.bundle.name },
+    networks: { internal: plan.networks.internal.name, egress: plan.networks.egress.name },
+  };
+}
+
+/** The per-bottle CA, made with openssl: an EC P-256 key (0600) and a 30-day CA certificate. */
+async function createCa(dir: string, slug: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const key = join(dir, "ca.key");
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    join(dir, "ca.crt"),
+    "-days",
+    "30",
+    "-subj",
+    `/CN=bot-bottle ${slug} CA`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  await chmod(key, 0o600);
+}
+
+/** Creates the state dir with the plan's files, the CA and metadata (status "starting"). */
+export async function createState(plan: BottlePlan, metadata: BottleMetadata): Promise<void> {
+  await mkdir(plan.stateDir, { recursive: true, mode: 0o700 });
+  await Promise.all([
+    createCa(join(plan.stateDir, "ca"), plan.slug),
+    ...Object.entries(plan.files).map(([path, text]) =>
+      writeFileAtomic(join(plan.stateDir, path), text),
+    ),
+  ]);
+  // The bundle runs as an unprivileged user: its config folder must be readable, not writable.
+  await chmod(join(plan.stateDir, plan.bundle.configDir), 0o755);
+  await writeJsonAtomic(join(plan.stateDir, METADATA), metadata);
+}
+
+export async function readMetadata(stateDir: string): Promise<BottleMetadata | undefined> {
+  try {
+    return JSON.parse(await readFile(join(stateDir, METADATA), "utf8")) as BottleMetadata;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function updateMetadata(
+  stateDir: string,
+  change: Partial<BottleMetadata>,
+): Promise<void> {
+  const current = await readMetadata(stateDir);
+  if (!current) return;
+  const next: BottleMetadata = { ...current, ...change };
+  if (next.status !== "starting") delete next.startPid;
+  await writeJsonAtomic(join(stateDir, METADATA), next);
+}
+
+export async function listStateDirs(root: string): Promise<string[]> {
+  try {
+    return (await readdir(root, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => join(root, e.name));
+  } catch {
+    return [];
+  }
+}
