@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { run } from "../../../src/exec/run.js";
+import { CLI } from "../../helpers/cli.js";
+import { TestBottles } from "../../helpers/bottles.js";
+
+const t = new TestBottles();
+const probe = t.agent("probe");
+const twin = t.agent("twin");
+const killed = t.agent("killed");
+
+describe("bottles on the Docker engine, through the built CLI", { timeout: 15 * 60_000 }, () => {
+  before(async () => {
+    await t.setup(TestBottles.shellManifest([probe, twin, killed]));
+  });
+  after(() => t.teardown());
+
+  test("start --dry-run prints the plan and creates nothing", async () => {
+    const r = await t.cli(["start", probe, "--dry-run", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as {
+      slug: string;
+      stateDir: string;
+      agentContainer: { user: string };
+    };
+    assert.match(plan.slug, new RegExp(`^${probe}-[a-z0-9]{6}$`));
+    assert.equal(plan.agentContainer.user, "node");
+    assert.deepEqual(await t.leftovers(probe), []);
+    await assert.rejects(stat(plan.stateDir));
+  });
+
+  test("start, exec, logs and stop: a round trip that keeps the state", async () => {
+    const slug = await t.start(probe);
+    assert.match(slug, new RegExp(`^${probe}-[a-z0-9]{6}$`));
+
+    const ls = JSON.parse((await t.cli(["ls", "--json"])).stdout) as {
+      slug: string;
+      state: string;
+    }[];
+    assert.equal(ls.find((b) => b.slug === slug)?.state, "running");
+
+    const who = await t.sh(slug, 'id -un; id -u; echo "$HOME"; pwd; echo made-inside > note.txt');
+    assert.equal(who.code, 0, who.stderr);
+    assert.deepEqual(who.stdout.trim().split("\n"), [
+      "node",
+      "1000",
+      "/home/node",
+      "/home/node/workspace",
+    ]);
+    assert.equal(await readFile(join(t.workspace, "note.txt"), "utf8"), "made-inside\n");
+
+    const status = await t.sh(slug, "exit 7");
+    assert.equal(status.code, 7, "exec passes the exit status through");
+
+    const caps = await t.sh(
+      slug,
+      "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+    );
+    assert.match(caps.stdout, /CapEff:\s+0000000000000000/);
+    assert.match(caps.stdout, /NoNewPrivs:\s+1/);
+    assert.match(caps.stdout, /^1024$/m);
+    // The only host path inside is the workspace (plus the files docker itself provides).
+    const mounts = await t.sh(slug, "awk '$1 ~ /^\\// {print $2}' /proc/mounts | sort");
+    assert.deepEqual(mounts.stdout.trim().split("\n"), [
+      "/etc/hostname",
+      "/etc/hosts",
+      "/etc/resolv.conf",
+      "/home/node/workspace",
+      "/usr/sbin/docker-init",
+    ]);
+    const socket = await t.sh(slug, "test -e /var/run/docker.sock || test -e /run/docker.sock");
+    assert.equal(socket.code, 1, "no Docker socket in the agent");
+
+    const logs = await t.cli(["logs", slug]);
+    assert.match(logs.stdout, /init\s+ready\s+every daemon is ready/);
+
+    const stopped = await t.cli(["stop", slug]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.deepEqual(await t.leftovers(probe), [], "containers and networks are gone");
+
+    const stateDir = join(t.env["XDG_STATE_HOME"] as string, "bot-bottle", slug);
+    const meta = JSON.parse(await readFile(join(stateDir, "metadata.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(meta["status"], "stopped");
+    assert.equal(meta["agent"], probe);
+    assert.match(String(meta["created"]), /^\d{4}-/);
+    assert.match(await readFile(join(stateDir, "logs", "bundle.log"), "utf8"), /"event":"stopped"/);
+    assert.equal((await stat(join(stateDir, "ca", "ca.key"))).mode & 0o777, 0o600);
+    assert.match(await readFile(join(stateDir, "ca", "ca.crt"), "utf8"), /BEGIN CERTIFICATE/);
+
+    const afterStop = await t.cli(["logs", slug]);
+    assert.match(
+      afterStop.stdout,
+      /init\s+stopped\s+all daemons stopped/,
+      "logs of a stopped bottle come from the state dir",
+    );
+    const gone = await t.cli(["exec", slug, "--", "true"]);
+    assert.equal(gone.code, 2);
+    assert.match(gone.stderr, /no running bottle/);
+  });
+
+  test("two bottles of the same agent run side by side", async () => {
+    const [a, b] = await Promise.all([t.start(twin), t.start(twin)]);
+    assert.notEqual(a, b);
+    const [ra, rb] = await Promise.all([t.sh(a, "hostname"), t.sh(b, "hostname")]);
+    assert.equal(ra.stdout.trim(), a);
+    assert.equal(rb.stdout.trim(), b);
+    const stop = await t.cli(["stop", a, b]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.deepEqual(await t.leftovers(twin), []);
+  });
+
+  test("a start killed with SIGKILL midway leaves resources that cleanup removes", async () => {
+    const child = spawn(process.execPath, [CLI, "start", killed, "--detach", "--yes"], {
+      env: t.env,
+      cwd: t.workspace,
+      stdio: "ignore",
+    });
+    // Kill it once the bundle container exists: networks and a container are half made.
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const { stdout } = await run("docker", [
+        "ps",
+        "-a",
+        "--filter",
+        `label=dev.bot-bottle.agent=${killed}`,
+        "--filter",
+        "label=dev.bot-bottle.role=bundle",
+        "--format",
+        "{{.Names}}",
+      ]);
+      if (stdout.trim()) break;
+      assert.ok(Date.now() < deadline, "the start never created its bundle");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    assert.notDeepEqual(await t.leftovers(killed), [], "the killed start left something behind");
+
+    const ls = JSON.parse((await t.cli(["ls", "--json"])).stdout) as {
+      agent: string;
+      state: string;
+    }[];
+    assert.equal(ls.find((b) => b.agent === killed)?.state, "broken");
+
+    const cleaned = await t.cli(["cleanup"]);
+    assert.equal(cleaned.code, 0, cleaned.stderr);
+    assert.match(cleaned.stdout, new RegExp(`removed ${killed}-[a-z0-9]{6}: .*network`));
+    assert.deepEqual(await t.leftovers(killed), []);
+    assert.equal((await t.cli(["cleanup"])).stdout.trim(), "nothing to clean up");
+  });
+
+  test("start refuses a bottle whose token variable is unset, before creating anything", async () => {
+    const agent = t.agent("keyed");
+    const keyed = new TestBottles();
+    await keyed.setup(
+      TestBottles.shellManifest([agent], {
+        egress: {
+          routes: [{ host: "api.example.com", auth: { token_env: "BOT_BOTTLE_TEST_UNSET_TOKEN" } }],
+        },
+      }),
+    );
+    try {
+      const r = await keyed.cli(["start", agent, "--detach", "--yes"]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        /bottles\.box\.egress\.routes\[0\]\.auth\.token_env names an environment variable that is not set/,
+      );
+      assert.deepEqual(await keyed.leftovers(agent), []);
+
+      const secret = "sk-test-abcdefghijklmnop0123456789";
+      keyed.env["BOT_BOTTLE_TEST_UNSET_TOKEN"] = secret;
+      const plan = await keyed.cli(["start", agent, "--dry-run", "--json"]);
+      assert.equal(plan.code, 0, plan.stderr);
+      assert.match(plan.stdout, /BOT_BOTTLE_TEST_UNSET_TOKEN/);
+      assert.ok(!plan.stdout.includes(secret), "the plan names the variable, never its value");
+    } finally {
+      await keyed.teardown();
+    }
+  });
+});
