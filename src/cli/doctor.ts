@@ -4,7 +4,10 @@
  */
 import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
+import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
+import { checkBridgeIsolation } from "../backends/docker/isolation.js";
+import { LABEL_SCHEMA_VERSION, LABELS } from "../shared/labels.js";
 import { BotBottleError, EXIT } from "../errors.js";
 import { DockerCli, engineFailureReason } from "../backends/docker/cli.js";
 import { CommandNotFoundError, run } from "../exec/run.js";
@@ -59,6 +62,68 @@ async function diskCheck(name: string, path: string): Promise<Check> {
   return { name, status: "ok", detail };
 }
 
+/**
+ * Can this engine keep an agent off the host? Creates an internal bridge the way `start` does
+ * and looks for a host address on it (the hole `--internal` alone leaves open).
+ */
+async function isolationCheck(docker: DockerCli): Promise<Check> {
+  const id = randomBytes(3).toString("hex");
+  const name = `bot-bottle-doctor-${id}`;
+  const bridge = `bbdoc${id}`;
+  const check = "host isolation";
+  try {
+    await docker.run([
+      "network",
+      "create",
+      "--internal",
+      "--opt",
+      "com.docker.network.bridge.inhibit_ipv4=true",
+      "--opt",
+      `com.docker.network.bridge.name=${bridge}`,
+      "--label",
+      `${LABELS.schema}=${LABEL_SCHEMA_VERSION}`,
+      name,
+    ]);
+  } catch (err) {
+    return {
+      name: check,
+      status: "fail",
+      detail: `cannot create an internal network: ${engineFailureReason(err)}`,
+      remedy: "bot-bottle needs the bridge network driver",
+    };
+  }
+  try {
+    const result = checkBridgeIsolation(bridge);
+    switch (result.verdict) {
+      case "closed":
+        return {
+          name: check,
+          status: "ok",
+          detail:
+            "the agent's internal bridge holds no host address: host services are out of reach",
+        };
+      case "open":
+        return {
+          name: check,
+          status: "fail",
+          detail: `the internal bridge holds the host address ${result.address}: an agent could reach services on the host`,
+          remedy:
+            "this engine ignores com.docker.network.bridge.inhibit_ipv4; use a newer Docker engine (start refuses here)",
+        };
+      case "unverifiable":
+        return {
+          name: check,
+          status: "warn",
+          detail: `cannot verify: ${result.why}`,
+          remedy:
+            "run bot-bottle on the engine's own host to verify that agents cannot reach host services",
+        };
+    }
+  } finally {
+    await docker.run(["network", "rm", name]).catch(() => undefined);
+  }
+}
+
 export async function runChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   const checks: Check[] = [];
   const docker = new DockerCli(env);
@@ -86,6 +151,7 @@ export async function runChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   }
 
   if (engineUp) {
+    checks.push(await isolationCheck(docker));
     const info = await docker.info().catch(() => undefined);
     if (info?.rootDir) checks.push(await diskCheck("disk (docker)", info.rootDir));
   }

@@ -10,6 +10,10 @@ describe("bot-bottle doctor, against the real engine", () => {
     const r = await runCli(["doctor"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^ok\s+docker engine\s+running: server \S+ \(API [\d.]+/m);
+    assert.match(
+      r.stdout,
+      /^ok\s+host isolation\s+the agent's internal bridge holds no host address/m,
+    );
     assert.match(r.stdout, /^(ok|warn)\s+disk \(docker\)\s+[\d.]+ GiB free/m);
     assert.match(r.stdout, /^(ok|info)\s+smolvm\s+/m);
     assert.match(r.stdout, /^(ok|warn)\s+image base\s+bot-bottle\/base:/m);

@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { newId, planBottle } from "../../../src/plan/plan.js";
+import { describePlan, planNotes } from "../../../src/plan/summary.js";
+import { example, load } from "../../helpers/manifest.js";
+
+function manifest(mutate: (m: Record<string, any>) => void = () => undefined) {
+  const m = example();
+  mutate(m);
+  return load(m, undefined, "/p/bot-bottle.json");
+}
+
+const input = {
+  id: "7k2m9x",
+  workspace: "/p/site",
+  stateRoot: "/state/bot-bottle",
+  manifestText: "{}",
+  images: { agent: "bot-bottle/shell:latest", bundle: "bot-bottle/bundle:latest" },
+};
+
+describe("planning a bottle", () => {
+  test("derives the slug, names and state dir from the agent and the id", () => {
+    const plan = planBottle(manifest().select("probe"), input);
+    assert.equal(plan.slug, "probe-7k2m9x");
+    assert.equal(plan.stateDir, "/state/bot-bottle/probe-7k2m9x");
+    assert.equal(plan.agentContainer.name, "bot-bottle-probe-7k2m9x-agent");
+    assert.equal(plan.bundle.name, "bot-bottle-probe-7k2m9x-bundle");
+    assert.equal(plan.networks.internal.internal, true);
+    assert.equal(plan.networks.egress.internal, false);
+    assert.ok(
+      plan.networks.internal.bridge.length <= 15,
+      "Linux interface names are at most 15 characters",
+    );
+  });
+
+  test("labels everything with the slug, the role and the label schema", () => {
+    const plan = planBottle(manifest().select("probe"), input);
+    for (const [role, labels] of [
+      ["agent", plan.agentContainer.labels],
+      ["bundle", plan.bundle.labels],
+      ["internal-network", plan.networks.internal.labels],
+      ["egress-network", plan.networks.egress.labels],
+    ] as const) {
+      assert.equal(labels["dev.bot-bottle.slug"], "probe-7k2m9x");
+      assert.equal(labels["dev.bot-bottle.role"], role);
+      assert.equal(labels["dev.bot-bottle.schema"], "1");
+    }
+  });
+
+  test("runs the agent as node in the workspace, with limits", () => {
+    const a = planBottle(manifest().select("probe"), input).agentContainer;
+    assert.equal(a.user, "node");
+    assert.equal(a.env["HOME"], "/home/node");
+    assert.equal(a.workdir, "/home/node/workspace");
+    assert.ok(a.limits.pids > 0);
+  });
+
+  test("names the secrets the bundle needs, never their values", () => {
+    const m = manifest((d) => {
+      d.agents.probe.bottle = "dev";
+    }).select("probe");
+    const plan = planBottle(m, input);
+    assert.deepEqual(plan.bundle.secretEnv, ["ANTHROPIC_API_KEY"]);
+    assert.ok(!JSON.stringify(plan).includes("sk-"), "no token shape anywhere in the plan");
+  });
+
+  test("carries the agent's git identity into the agent's environment", () => {
+    const plan = planBottle(
+      manifest((d) => (d.agents.probe.git_user = { name: "P", email: "p@x.io" })).select("probe"),
+      input,
+    );
+    assert.equal(plan.agentContainer.env["GIT_AUTHOR_EMAIL"], "p@x.io");
+  });
+
+  test("writes the init config the bundle runs, listing the egress daemon on the plan's port", () => {
+    const plan = planBottle(manifest().select("probe"), input);
+    const init = JSON.parse(plan.files["bundle/init.json"] ?? "") as {
+      daemons: { name: string; port: number }[];
+    };
+    assert.deepEqual(
+      init.daemons.map((d) => [d.name, d.port]),
+      [["egress", plan.bundle.ports["egress"]]],
+    );
+  });
+
+  test("is pure: the same input gives the same plan", () => {
+    const m = manifest().select("probe");
+    assert.deepEqual(planBottle(m, input), planBottle(m, input));
+  });
+
+  test("refuses a template that has no image yet, saying what works", () => {
+    assert.throws(
+      () => planBottle(manifest().select("coder"), input),
+      /"claude" template cannot start bottles/,
+    );
+  });
+
+  test("makes ids of lower-case letters and digits", () => {
+    const id = newId((n) => Buffer.from(Array.from({ length: n }, (_, i) => i * 37)));
+    assert.match(id, /^[a-z0-9]{6}$/);
+  });
+
+  test("the preflight summary names every part, and notes a workspace the agent cannot write", () => {
+    const plan = planBottle(manifest().select("probe"), input);
+    const text = describePlan(plan).join("\n");
+    for (const part of [
+      plan.slug,
+      plan.agentContainer.image,
+      plan.bundle.image,
+      plan.networks.internal.name,
+      plan.stateDir,
+    ])
+      assert.ok(text.includes(part), part);
+    assert.equal(planNotes(plan, { uid: 1000, mode: 0o755 }).length, 0);
+    assert.match(planNotes(plan, { uid: 0, mode: 0o755 })[0] ?? "", /cannot write/);
+  });
+});
