@@ -50,6 +50,8 @@ export interface BottlePlan {
     secretEnv: string[];
     /** State-dir folder mounted read-only at /etc/bot-bottle. */
     configDir: string;
+    /** Existing Docker networks the bundle also joins (egress.network); never the agent. */
+    extraNetworks: string[];
   };
   agentContainer: ContainerPlan & {
     user: string;
@@ -187,6 +189,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       ports: { egress: EGRESS_PORT },
       secretEnv: [...new Set(secretEnv)],
       configDir: "bundle",
+      extraNetworks: manifest.bottle.egress.network ? [manifest.bottle.egress.network] : [],
     },
     agentContainer: {
       name: `${prefix}-agent`,

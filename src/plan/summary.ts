@@ -14,7 +14,7 @@ export function describePlan(plan: BottlePlan): string[] {
     )
       .map(([d, p]) => `${d} ${p}`)
       .join(", ")}`,
-    `  networks    ${plan.networks.internal.name} (internal, no host address) and ${plan.networks.egress.name} (bundle only)`,
+    `  networks    ${plan.networks.internal.name} (internal, no host address) and ${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
     `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
     `  state       ${plan.stateDir}`,
   ];

@@ -25,6 +25,9 @@ export class TestBottles {
   }
 
   async setup(manifest: Record<string, unknown>): Promise<void> {
+    // The offline base (built, or reused when present): bottles' images build FROM it.
+    const base = await runCli(["images", "base"], { timeoutMs: 20 * 60_000 });
+    if (base.code !== 0) throw new Error(`images base failed:\n${base.stderr}`);
     this.dir = await mkdtemp(join(tmpdir(), "bot-bottle-e2e-"));
     this.workspace = join(this.dir, "workspace");
     await run("mkdir", ["-p", this.workspace]);

@@ -170,6 +170,17 @@ export class DockerBackend {
         plan.networks.internal.name,
         plan.bundle.name,
       ]);
+      for (const network of plan.bundle.extraNetworks) {
+        try {
+          await this.docker.run(["network", "connect", network, plan.bundle.name]);
+        } catch (err) {
+          throw new LaunchError(
+            `the sidecar bundle could not join the network "${network}" (bottles.${plan.bottle.name}.egress.network): ${err instanceof CommandFailedError ? err.stderr.trim().split("\n")[0] : String(err)}`,
+            "create that Docker network first, or remove egress.network from the bottle",
+            err,
+          );
+        }
+      }
 
       progress.step(`starting the agent ${plan.agentContainer.name} and waiting for the bundle`);
       const a = plan.agentContainer;

@@ -9,7 +9,8 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import type { Progress } from "../../cli/progress.js";
-import { UsageError } from "../../errors.js";
+import { PrerequisiteError, UsageError } from "../../errors.js";
+import { CommandFailedError } from "../../exec/run.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { DockerCli } from "./cli.js";
 import {
@@ -183,6 +184,19 @@ export async function ensureImages(
           },
         },
       );
+    } catch (err) {
+      // No offline base and no registry: say how to get a base instead of docker's pull error.
+      if (
+        !base &&
+        err instanceof CommandFailedError &&
+        /pull|manifest|registry|resolve|dial tcp/i.test(err.stderr)
+      )
+        throw new PrerequisiteError(
+          `building ${entry.ref} needs its base image, which could not be pulled: ${err.stderr.trim().split("\n").pop() ?? ""}`,
+          "run `sudo bot-bottle images base` to build the base from Debian's packages, then start again",
+          err,
+        );
+      throw err;
     } finally {
       await rm(context, { recursive: true, force: true });
     }

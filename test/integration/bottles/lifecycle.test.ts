@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { run } from "../../../src/exec/run.js";
@@ -153,6 +153,65 @@ describe("bottles on the Docker engine, through the built CLI", { timeout: 15 * 
     assert.match(cleaned.stdout, new RegExp(`removed ${killed}-[a-z0-9]{6}: .*network`));
     assert.deepEqual(await t.leftovers(killed), []);
     assert.equal((await t.cli(["cleanup"])).stdout.trim(), "nothing to clean up");
+  });
+
+  test("a start that fails midway rolls back what it created and reports the first error", async () => {
+    const agent = t.agent("joiner");
+    const joiner = new TestBottles();
+    await joiner.setup(
+      TestBottles.shellManifest([agent], {
+        egress: { network: `bot-bottle-test-missing-${t.id}` },
+      }),
+    );
+    try {
+      const r = await joiner.cli(["start", agent, "--detach", "--yes"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /the sidecar bundle could not join the network "bot-bottle-test-missing-\w+" \(bottles\.box\.egress\.network\)/,
+      );
+      assert.match(r.stderr, /not found/);
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+      assert.deepEqual(await joiner.leftovers(agent), [], "networks and the bundle were removed");
+      const [dir] = await readdir(join(joiner.env["XDG_STATE_HOME"] as string, "bot-bottle"));
+      const meta = JSON.parse(
+        await readFile(
+          join(joiner.env["XDG_STATE_HOME"] as string, "bot-bottle", dir ?? "", "metadata.json"),
+          "utf8",
+        ),
+      ) as Record<string, unknown>;
+      assert.equal(meta["status"], "failed");
+      assert.match(String(meta["error"]), /could not join the network/);
+
+      const net = await joiner.network([]);
+      await writeFile(
+        joiner.manifest,
+        JSON.stringify(TestBottles.shellManifest([agent], { egress: { network: net } })),
+      );
+      const slug = await joiner.start(agent);
+      const joined = await run("docker", [
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Networks}}",
+        `bot-bottle-${slug}-bundle`,
+      ]);
+      assert.ok(
+        net in (JSON.parse(joined.stdout) as Record<string, unknown>),
+        "the twin: an existing network is joined",
+      );
+      const agentNets = await run("docker", [
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Networks}}",
+        `bot-bottle-${slug}-agent`,
+      ]);
+      assert.deepEqual(Object.keys(JSON.parse(agentNets.stdout) as Record<string, unknown>), [
+        `bot-bottle-${slug}-internal`,
+      ]);
+      await joiner.cli(["stop", slug]);
+    } finally {
+      await joiner.teardown();
+    }
   });
 
   test("start refuses a bottle whose token variable is unset, before creating anything", async () => {
