@@ -3,7 +3,7 @@
  * first error reported. The CLI command around it only parses and prints.
  */
 import { randomBytes } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { resolve, sep } from "node:path";
 import type { Progress } from "../cli/progress.js";
@@ -62,7 +62,6 @@ export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
     id: newId(randomBytes),
     workspace,
     stateRoot: stateRoot(env),
-    manifestText: await readFile(manifest.file, "utf8"),
     images: { agent: agentImageFor(manifest.agent.template), bundle: "bot-bottle/bundle:latest" },
   });
 }

@@ -21,6 +21,8 @@ export interface EffectiveBottle extends Bottle {
 /** Exactly one agent and the bottle it runs in, ready for planning. */
 export interface Manifest {
   file: string;
+  /** SHA-256 of the file's text as it was loaded. */
+  sha256: string;
   agent: EffectiveAgent;
   bottle: EffectiveBottle;
 }
@@ -34,10 +36,12 @@ export function resolveUserPath(base: string, path: string): string {
 export class ManifestIndex {
   readonly file: string;
   readonly data: ManifestFile;
+  readonly sha256: string;
 
-  constructor(file: string, data: ManifestFile) {
+  constructor(file: string, data: ManifestFile, sha256: string) {
     this.file = file;
     this.data = data;
+    this.sha256 = sha256;
   }
 
   get agentNames(): string[] {
@@ -68,6 +72,7 @@ export class ManifestIndex {
     const key = (k: GitKey): GitKey => (k.provider === "static" ? { ...k, path: path(k.path) } : k);
     return {
       file: this.file,
+      sha256: this.sha256,
       agent: {
         ...agent,
         name: agentName,

@@ -2,6 +2,7 @@
  * Reading a manifest file: JSON with comments, parsed into a tree so every problem can point at
  * its line; validated against the one schema; yielding a ManifestIndex of every agent and bottle.
  */
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import {
@@ -157,7 +158,7 @@ export function parseManifest(
     throw new ManifestError(file, problems);
   }
   if (!result.success) throw new Error("unreachable: schema failed without problems");
-  return new ManifestIndex(file, result.data);
+  return new ManifestIndex(file, result.data, createHash("sha256").update(text).digest("hex"));
 }
 
 export async function loadManifest(

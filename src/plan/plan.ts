@@ -3,7 +3,6 @@
  * can be printed as the preflight summary. Launch reads the plan and re-derives nothing. No secret
  * value is ever in a plan: only the names of the environment variables that hold them.
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
@@ -72,7 +71,6 @@ export interface PlanInput {
   id: string;
   workspace: string;
   stateRoot: string;
-  manifestText: string;
   images: { agent: string; bundle: string };
 }
 
@@ -160,10 +158,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     backend: "docker",
     agent: { name: manifest.agent.name, template: manifest.agent.template },
     bottle: { name: manifest.bottle.name },
-    manifest: {
-      file: manifest.file,
-      sha256: createHash("sha256").update(input.manifestText).digest("hex"),
-    },
+    manifest: { file: manifest.file, sha256: manifest.sha256 },
     stateDir,
     workspace: { host: input.workspace, container: WORKSPACE },
     networks: {

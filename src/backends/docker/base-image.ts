@@ -12,7 +12,8 @@ import type { Progress } from "../../cli/progress.js";
 import type { DockerCli } from "./cli.js";
 import { engineFailureReason } from "./cli.js";
 import { CommandNotFoundError, run } from "../../exec/run.js";
-import { baseImageRef, LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "./images.js";
+import { LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "../../shared/labels.js";
+import { baseImageRef } from "./images.js";
 
 export const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 export const SUITES = ["bookworm", "trixie"] as const;

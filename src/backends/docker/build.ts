@@ -7,20 +7,14 @@
 import { createHash } from "node:crypto";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import type { Progress } from "../../cli/progress.js";
 import { PrerequisiteError, UsageError } from "../../errors.js";
 import { CommandFailedError } from "../../exec/run.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { DockerCli } from "./cli.js";
-import {
-  baseImageRef,
-  DEFAULT_SUITE,
-  imageCatalog,
-  LABEL_PREFIX,
-  LABEL_SCHEMA_VERSION,
-  type ImageEntry,
-} from "./images.js";
+import { LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "../../shared/labels.js";
+import { baseImageRef, DEFAULT_SUITE, imageCatalog, type ImageEntry } from "./images.js";
 
 export interface BuildOptions {
   docker: DockerCli;
@@ -207,11 +201,4 @@ export async function ensureImages(
   if (results.every((r) => r.reused) && Date.now() - started > 0)
     progress.done(`images up to date: ${results.map((r) => r.ref).join(", ")}`);
   return results;
-}
-
-/** For reporting: the files hashed into an image's recipe, relative to the package. */
-export async function recipeSources(name: string): Promise<string[]> {
-  return [...(await contextFiles(buildableImage(name))).values()].map((p) =>
-    relative(PACKAGE_ROOT, p),
-  );
 }

@@ -3,7 +3,6 @@
  * to a public Debian image; where no registry can be reached, `bot-bottle images base` builds an
  * equivalent base from Debian's packages and later builds use it.
  */
-export { LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "../../shared/labels.js";
 
 /** The public image the Dockerfiles name by default, and the suite the offline base mirrors. */
 export const PUBLIC_BASE_IMAGE = "debian:trixie-slim";

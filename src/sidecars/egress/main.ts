@@ -14,7 +14,7 @@ function arg(name: string): string | undefined {
 const port = Number(arg("port") ?? 9099);
 const slug = arg("slug") ?? "unknown";
 const log = createLogger(slug, "egress");
-export const REFUSAL_TAG = "egress-not-configured";
+const REFUSAL_TAG = "egress-not-configured";
 const reason =
   "bot-bottle: this bottle's egress proxy refuses every request (routes are not enabled in this version)";
 

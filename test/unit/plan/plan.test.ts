@@ -14,7 +14,6 @@ const input = {
   id: "7k2m9x",
   workspace: "/p/site",
   stateRoot: "/state/bot-bottle",
-  manifestText: "{}",
   images: { agent: "bot-bottle/shell:latest", bundle: "bot-bottle/bundle:latest" },
 };
 
