@@ -62,10 +62,16 @@ async function gateway(network: string): Promise<string> {
     "network",
     "inspect",
     "--format",
-    "{{(index .IPAM.Config 0).Gateway}}",
+    "{{(index .IPAM.Config 0).Gateway}}\t{{(index .IPAM.Config 0).Subnet}}",
     network,
   ]);
-  return stdout.trim();
+  const [gw = "", subnet = ""] = stdout.trim().split("\t");
+  if (gw) return gw;
+  // Some engines (e.g. Debian's dockerd 20.10 on its default bridge) leave Gateway empty: the
+  // bridge then holds the subnet's first address.
+  const octets = (subnet.split("/")[0] ?? "").split(".").map(Number);
+  octets[3] = (octets[3] ?? 0) + 1;
+  return octets.join(".");
 }
 
 describe("the cage around the agent", { timeout: 10 * 60_000 }, () => {
