@@ -4,7 +4,9 @@
  * manifests sit next to tokens, and a misplaced token must not be echoed to a terminal or log.
  */
 import { isIP } from "node:net";
-import { domainToASCII } from "node:url";
+import { isIpLiteral, normaliseDnsName } from "../shared/hosts.js";
+
+export { isIpLiteral, normaliseDnsName };
 
 /** Names of agents and bottles: they end up in container, network and host names. */
 export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
@@ -30,25 +32,6 @@ export function checkEnvName(value: string): string | undefined {
     "must be the name of an environment variable on the host (letters, digits and _, not " +
     'starting with a digit), e.g. "ANTHROPIC_API_KEY" — never the token itself'
   );
-}
-
-/** Lower case, no trailing dot, IDNA (punycode) form; undefined when it is not a DNS name. */
-export function normaliseDnsName(name: string): string | undefined {
-  const trimmed = name.endsWith(".") ? name.slice(0, -1) : name;
-  if (trimmed === "" || trimmed.length > 253) return undefined;
-  const ascii = domainToASCII(trimmed.toLowerCase());
-  if (ascii === "" || ascii.length > 253) return undefined;
-  const labels = ascii.split(".");
-  const labelOk = (l: string) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l);
-  if (!labels.every(labelOk)) return undefined;
-  if (/^[0-9]+$/.test(labels[labels.length - 1] ?? "")) return undefined;
-  return ascii;
-}
-
-/** True for an IPv4 or IPv6 literal, bracketed or not. */
-export function isIpLiteral(value: string): boolean {
-  const unbracketed = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
-  return isIP(unbracketed) !== 0;
 }
 
 const HOST_EXAMPLE = 'e.g. "api.example.com" or "*.example.com"';

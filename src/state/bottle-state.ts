@@ -51,7 +51,7 @@ export function metadataFromPlan(plan: BottlePlan, now: Date, pid: number): Bott
 }
 
 /** The per-bottle CA, made with openssl: an EC P-256 key (0600) and a 30-day CA certificate. */
-async function createCa(dir: string, slug: string): Promise<void> {
+export async function createCa(dir: string, slug: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const key = join(dir, "ca.key");
   await run("openssl", [
