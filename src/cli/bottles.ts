@@ -10,10 +10,38 @@ import {
   renderLine,
   type LogLine,
 } from "../lifecycle/logs.js";
+import { readFile } from "node:fs/promises";
+import type { AuditRecord } from "../shared/egress-config.js";
+import { auditFile, followAudit, parseAudit, renderAudit } from "../state/audit.js";
+import { readMetadata } from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
 import { join } from "node:path";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
+
+async function showAudit(
+  ctx: CliContext,
+  slug: string,
+  options: { follow?: boolean; json?: boolean },
+): Promise<void> {
+  const stateDir = join(stateRoot(ctx.env), slug);
+  const render = (r: AuditRecord) => (options.json ? JSON.stringify(r) : renderAudit(r));
+  if (!(await readMetadata(stateDir)))
+    throw new NoSuchBottleError(slug, "no bottle by that name has a state dir here");
+  const text = await readFile(auditFile(stateDir), "utf8").catch(() => "");
+  for (const record of parseAudit(text)) writeLine(ctx.stdout, render(record));
+  if (!options.follow) return;
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  await followAudit(
+    stateDir,
+    Buffer.byteLength(text),
+    (r) => writeLine(ctx.stdout, render(r)),
+    controller.signal,
+  );
+}
 
 function backendFor(ctx: CliContext): { docker: DockerCli; backend: DockerBackend } {
   const docker = new DockerCli(ctx.env);
@@ -83,42 +111,52 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
     .argument("<slug>", "the bottle")
     .option("-f, --follow", "keep printing new lines")
     .option("--json", "print JSON lines")
-    .action(async (slug: string, options: { follow?: boolean; json?: boolean }) => {
-      const { docker, backend } = backendFor(ctx);
-      const render = options.json ? renderJson : renderLine;
-      const containers = (await backend.resources(slug)).filter((r) => r.kind === "container");
-      if (containers.length === 0) {
-        const captured = await capturedLogs(join(stateRoot(ctx.env), slug));
-        if (!captured)
-          throw new NoSuchBottleError(slug, "no running bottle and no captured logs by that name");
-        for (const line of captured) writeLine(ctx.stdout, render(line));
-        return;
-      }
-      if (!options.follow) {
-        const streams = await Promise.all(
-          containers.map(async (c) => {
-            const { stdout, stderr } = await docker.run(["logs", "--timestamps", c.name]);
-            return parseTimestamped(c.role, stdout + stderr);
-          }),
+    .option(
+      "--egress",
+      "show the egress audit log instead: one line per allowed or refused request",
+    )
+    .action(
+      async (slug: string, options: { follow?: boolean; json?: boolean; egress?: boolean }) => {
+        if (options.egress) return showAudit(ctx, slug, options);
+        const { docker, backend } = backendFor(ctx);
+        const render = options.json ? renderJson : renderLine;
+        const containers = (await backend.resources(slug)).filter((r) => r.kind === "container");
+        if (containers.length === 0) {
+          const captured = await capturedLogs(join(stateRoot(ctx.env), slug));
+          if (!captured)
+            throw new NoSuchBottleError(
+              slug,
+              "no running bottle and no captured logs by that name",
+            );
+          for (const line of captured) writeLine(ctx.stdout, render(line));
+          return;
+        }
+        if (!options.follow) {
+          const streams = await Promise.all(
+            containers.map(async (c) => {
+              const { stdout, stderr } = await docker.run(["logs", "--timestamps", c.name]);
+              return parseTimestamped(c.role, stdout + stderr);
+            }),
+          );
+          for (const line of mergeByTime(...streams)) writeLine(ctx.stdout, render(line));
+          return;
+        }
+        const print = (source: string) => (text: string) => {
+          const [line] = parseTimestamped(source, text) as [LogLine?];
+          if (line) writeLine(ctx.stdout, render(line));
+        };
+        await Promise.all(
+          containers.map((c) =>
+            docker
+              .run(["logs", "--follow", "--timestamps", c.name], {
+                onStdoutLine: print(c.role),
+                onStderrLine: print(c.role),
+              })
+              .catch(() => undefined),
+          ),
         );
-        for (const line of mergeByTime(...streams)) writeLine(ctx.stdout, render(line));
-        return;
-      }
-      const print = (source: string) => (text: string) => {
-        const [line] = parseTimestamped(source, text) as [LogLine?];
-        if (line) writeLine(ctx.stdout, render(line));
-      };
-      await Promise.all(
-        containers.map((c) =>
-          docker
-            .run(["logs", "--follow", "--timestamps", c.name], {
-              onStdoutLine: print(c.role),
-              onStderrLine: print(c.role),
-            })
-            .catch(() => undefined),
-        ),
-      );
-    });
+      },
+    );
 
   program
     .command("stop")

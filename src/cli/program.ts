@@ -11,6 +11,7 @@ import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { registerBottleCommands } from "./bottles.js";
 import { registerDoctor } from "./doctor.js";
+import { registerEgress } from "./egress.js";
 import { registerImages } from "./images.js";
 import { registerInit } from "./init.js";
 import { registerSchema } from "./schema.js";
@@ -47,6 +48,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerInit(program, ctx);
   registerStart(program, ctx);
   registerBottleCommands(program, ctx);
+  registerEgress(program, ctx);
   registerValidate(program, ctx);
   registerSchema(program, ctx);
   registerDoctor(program, ctx);

@@ -3,9 +3,9 @@
  * first error reported. The CLI command around it only parses and prints.
  */
 import { randomBytes } from "node:crypto";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { resolve, sep } from "node:path";
+import { join, resolve, sep } from "node:path";
 import type { Progress } from "../cli/progress.js";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import { DockerBackend, type DockerBottle } from "../backends/docker/backend.js";
@@ -14,6 +14,8 @@ import type { DockerCli } from "../backends/docker/cli.js";
 import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
 import { formatPath } from "../manifest/problems.js";
+import { installCa } from "../provision/ca.js";
+import { placeholderFor } from "../shared/placeholders.js";
 import { agentImageFor, newId, planBottle, type BottlePlan } from "../plan/plan.js";
 import { createState, metadataFromPlan, updateMetadata } from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
@@ -84,10 +86,30 @@ export async function launch(
   await ensureImages(["bundle", plan.agent.template], { docker, progress, force: false });
   await createState(plan, metadataFromPlan(plan, new Date(), process.pid));
   try {
-    const bottle = await new DockerBackend(docker).launch(plan, {
-      progress,
-      secretEnv: options.env,
-    });
+    const bundleSecrets: Record<string, string> = {};
+    for (const name of plan.bundle.secretEnv) {
+      const value = options.env[name];
+      if (value) bundleSecrets[name] = value;
+    }
+    for (const [name, file] of Object.entries(plan.bundle.fileSecretEnv))
+      bundleSecrets[name] = await readFile(join(plan.stateDir, file), "utf8");
+    const placeholders: Record<string, string> = {};
+    for (const name of plan.agentContainer.placeholderEnv) {
+      const value = options.env[name];
+      if (value) placeholders[name] = placeholderFor(value, name, plan.slug);
+    }
+    const backend = new DockerBackend(docker);
+    const bottle = await backend.launch(plan, { progress, bundleSecrets, placeholders });
+    try {
+      await installCa(bottle, await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8"));
+    } catch (err) {
+      await backend.remove(
+        [plan.agentContainer.name, plan.bundle.name],
+        [plan.networks.internal.name, plan.networks.egress.name],
+      );
+      throw err;
+    }
+    progress.done(`${plan.slug} is ready`);
     await updateMetadata(plan.stateDir, { status: "running" });
     return bottle;
   } catch (err) {

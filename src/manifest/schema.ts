@@ -180,6 +180,15 @@ export const RouteSchema = z
       .describe(
         'The host this route allows: a DNS name ("api.anthropic.com"), or "*." plus a name of at least two labels ("*.githubusercontent.com"). No scheme, path or port.',
       ),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe(
+        "The one port this route allows. Leave out for the usual ones: 443 for HTTPS, 80 for plain HTTP.",
+      ),
     allow_ip_literal: z
       .boolean()
       .default(false)

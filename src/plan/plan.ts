@@ -6,13 +6,16 @@
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
+import { AUDIT_DIR, CA_KEY_ENV, type EgressConfig } from "../shared/egress-config.js";
 import { BUNDLE_ROOT, INIT_CONFIG_PATH, type InitConfig } from "../shared/init-config.js";
 import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
+import { agentEgressEnv, egressConfigFor, tokenEnvNames } from "./egress.js";
 
 export const AGENT_USER = "node";
 export const AGENT_HOME = "/home/node";
 export const WORKSPACE = "/home/node/workspace";
 export const EGRESS_PORT = 9099;
+export const BUNDLE_UID = 10001;
 export const HEALTH_PORT = 9000;
 /** Names the agent reaches the bundle by, on the internal network. */
 export const BUNDLE_ALIASES = ["egress", "git-gate", "supervise"] as const;
@@ -47,8 +50,15 @@ export interface BottlePlan {
     ports: Record<string, number>;
     /** Names of host env vars whose values the bundle receives at start (never the values). */
     secretEnv: string[];
+    /** Bundle variables whose values launch reads from state-dir files (the CA key). */
+    fileSecretEnv: Record<string, string>;
     /** State-dir folder mounted read-only at /etc/bot-bottle. */
     configDir: string;
+    /** State-dir folder the bundle writes its audit log to, mounted at `auditMount`. */
+    auditDir: string;
+    auditMount: string;
+    /** The unprivileged user the bundle image runs as (images/bundle/Dockerfile). */
+    uid: number;
     /** Existing Docker networks the bundle also joins (egress.network); never the agent. */
     extraNetworks: string[];
   };
@@ -61,9 +71,16 @@ export interface BottlePlan {
     command: string[];
     /** What an interactive session runs. */
     attach: string[];
+    /** Token variables the agent holds a placeholder for (same name as on the host). */
+    placeholderEnv: string[];
   };
+  /** What the egress proxy enforces (also written as bundle/egress.json). */
+  egress: EgressConfig;
   /** Files written into the state dir before launch, by path relative to it. */
   files: Record<string, string>;
+  /** Files copied into the state dir before launch: path relative to it -> a host path, or a
+   * path relative to the state dir (the CA certificate made at start). */
+  copies: Record<string, string>;
 }
 
 export interface PlanInput {
@@ -115,14 +132,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     daemons: [
       {
         name: "egress",
-        command: [
-          "node",
-          `${BUNDLE_ROOT}/sidecars/egress/main.js`,
-          "--port",
-          String(EGRESS_PORT),
-          "--slug",
-          slug,
-        ],
+        command: ["node", `${BUNDLE_ROOT}/sidecars/egress/main.js`, "--port", String(EGRESS_PORT)],
         port: EGRESS_PORT,
         reload: true,
       },
@@ -138,11 +148,17 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     ),
   ];
 
+  const egress = egressConfigFor(manifest.bottle, slug, 1);
   const gitUser = manifest.bottle.git_user;
   const agentEnv: Record<string, string> = {
     HOME: AGENT_HOME,
     USER: AGENT_USER,
     BOT_BOTTLE_SLUG: slug,
+    ...agentEgressEnv(`http://egress:${EGRESS_PORT}`, [
+      ...BUNDLE_ALIASES,
+      "localhost",
+      "127.0.0.1",
+    ]),
     ...(gitUser
       ? {
           GIT_AUTHOR_NAME: gitUser.name,
@@ -183,7 +199,11 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       aliases: BUNDLE_ALIASES,
       ports: { egress: EGRESS_PORT },
       secretEnv: [...new Set(secretEnv)],
+      fileSecretEnv: { [CA_KEY_ENV]: "ca/ca.key" },
       configDir: "bundle",
+      auditDir: "audit",
+      auditMount: AUDIT_DIR,
+      uid: BUNDLE_UID,
       extraNetworks: manifest.bottle.egress.network ? [manifest.bottle.egress.network] : [],
     },
     agentContainer: {
@@ -197,7 +217,18 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       limits: { memory: "4g", pids: 1024 },
       command: ["sleep", "infinity"],
       attach: template?.attach ?? [],
+      placeholderEnv: tokenEnvNames(manifest.bottle),
     },
-    files: { "bundle/init.json": JSON.stringify(init, null, 2) + "\n" },
+    egress,
+    files: {
+      "bundle/init.json": JSON.stringify(init, null, 2) + "\n",
+      "bundle/egress.json": JSON.stringify(egress, null, 2) + "\n",
+    },
+    copies: {
+      "bundle/ca.crt": "ca/ca.crt",
+      ...(manifest.bottle.egress.trust_ca
+        ? { "bundle/trust-ca.pem": manifest.bottle.egress.trust_ca }
+        : {}),
+    },
   };
 }

@@ -1,5 +1,30 @@
 /** The preflight summary: a BottlePlan as a person reads it before saying yes. */
+import type { EgressConfig, RouteRule } from "../shared/egress-config.js";
 import type { BottlePlan } from "./plan.js";
+
+function describeRoute(r: RouteRule): string {
+  const parts = [r.port !== undefined ? `${r.host}:${r.port}` : r.host];
+  if (r.tlsPassthrough) parts.push("TLS passthrough (not decrypted)");
+  if (r.paths) parts.push(`paths ${r.paths.join(" ")}`);
+  if (r.methods) parts.push(r.methods.join(","));
+  if (r.allowIpLiteral) parts.push("IP literal allowed");
+  if (r.auth)
+    parts.push(
+      `${r.auth.header}: ${r.auth.scheme ? r.auth.scheme + " " : ""}$${r.auth.tokenEnv} (the agent holds a placeholder)`,
+    );
+  return parts.join("  ");
+}
+
+/** The routes, one per line: what the agent may reach, and that nothing else is. */
+export function describeRoutes(egress: EgressConfig): string[] {
+  const head = `  egress      ${egress.routes.length ? `${egress.routes.length} route${egress.routes.length === 1 ? "" : "s"}; everything else is refused` : "no routes: every request is refused"}`;
+  const mapped = Object.entries(egress.extraHosts).map(([h, ip]) => `${h} -> ${ip}`);
+  return [
+    head,
+    ...egress.routes.map((r) => `              ${describeRoute(r)}`),
+    ...(mapped.length ? [`              extra_hosts ${mapped.join(", ")}`] : []),
+  ];
+}
 
 export function describePlan(plan: BottlePlan): string[] {
   const a = plan.agentContainer;
@@ -15,6 +40,7 @@ export function describePlan(plan: BottlePlan): string[] {
       .map(([d, p]) => `${d} ${p}`)
       .join(", ")}`,
     `  networks    ${plan.networks.internal.name} (internal, no host address) and ${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
+    ...describeRoutes(plan.egress),
     `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
     `  state       ${plan.stateDir}`,
   ];

@@ -3,8 +3,8 @@
  * bottle stops. It holds metadata.json, the per-bottle CA (key mode 0600), the sidecar config the
  * plan computed, and the logs captured at stop. Every write is atomic.
  */
-import { chmod, mkdir, readFile, readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, chown, mkdir, readFile, readdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { run } from "../exec/run.js";
 import type { BottlePlan } from "../plan/plan.js";
 import { writeFileAtomic, writeJsonAtomic } from "./files.js";
@@ -87,8 +87,17 @@ export async function createState(plan: BottlePlan, metadata: BottleMetadata): P
       writeFileAtomic(join(plan.stateDir, path), text),
     ),
   ]);
+  for (const [path, source] of Object.entries(plan.copies))
+    await writeFileAtomic(
+      join(plan.stateDir, path),
+      await readFile(resolve(plan.stateDir, source)),
+    );
   // The bundle runs as an unprivileged user: its config folder must be readable, not writable.
   await chmod(join(plan.stateDir, plan.bundle.configDir), 0o755);
+  // …and its audit folder writable by that user alone (by everyone where we cannot chown).
+  const audit = join(plan.stateDir, plan.bundle.auditDir);
+  await mkdir(audit, { recursive: true, mode: 0o700 });
+  await chown(audit, plan.bundle.uid, plan.bundle.uid).catch(() => chmod(audit, 0o777));
   await writeJsonAtomic(join(plan.stateDir, METADATA), metadata);
 }
 

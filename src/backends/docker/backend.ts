@@ -114,7 +114,13 @@ export class DockerBackend {
 
   async launch(
     plan: BottlePlan,
-    options: { progress: Progress; secretEnv: NodeJS.ProcessEnv },
+    options: {
+      progress: Progress;
+      /** Values of the bundle's secret variables (plan.bundle.secretEnv and fileSecretEnv). */
+      bundleSecrets: Record<string, string>;
+      /** Values of the agent's placeholder variables (plan.agentContainer.placeholderEnv). */
+      placeholders: Record<string, string>;
+    },
   ): Promise<DockerBottle> {
     const { progress } = options;
     const created = { containers: [] as string[], networks: [] as string[] };
@@ -156,13 +162,15 @@ export class DockerBackend {
         "/tmp",
         "--volume",
         `${join(plan.stateDir, plan.bundle.configDir)}:/etc/bot-bottle:ro`,
+        "--volume",
+        `${join(plan.stateDir, plan.bundle.auditDir)}:${plan.bundle.auditMount}`,
         ...envFlags(plan.bundle.env),
         // Secrets: name only on argv; docker reads the value from its own environment.
-        ...plan.bundle.secretEnv.flatMap((name) => ["--env", name]),
+        ...Object.keys(options.bundleSecrets).flatMap((name) => ["--env", name]),
         plan.bundle.image,
       ];
       created.containers.push(plan.bundle.name);
-      await this.docker.run(bundleArgs, { env: options.secretEnv });
+      await this.docker.run(bundleArgs, { env: options.bundleSecrets });
       await this.docker.run([
         "network",
         "connect",
@@ -214,12 +222,13 @@ export class DockerBackend {
         "--volume",
         `${plan.workspace.host}:${plan.workspace.container}`,
         ...envFlags(a.env),
+        ...Object.keys(options.placeholders).flatMap((name) => ["--env", name]),
         a.image,
         ...a.command,
       ];
       created.containers.push(a.name);
       await Promise.all([
-        this.docker.run(agentArgs),
+        this.docker.run(agentArgs, { env: options.placeholders }),
         waitForEvent(
           this.docker,
           plan.bundle.name,
@@ -228,7 +237,6 @@ export class DockerBackend {
           `the sidecar bundle ${plan.bundle.name}`,
         ),
       ]);
-      progress.done(`${plan.slug} is ready`);
       return new DockerBottle(this.docker, plan.slug, a.name, plan.bundle.name);
     } catch (err) {
       await this.remove(created.containers, created.networks).catch(() => undefined);

@@ -30,8 +30,9 @@ export class DockerCli {
     this.env = env;
   }
 
+  /** Runs docker; `options.env` adds to (never replaces) the CLI's environment. */
   run(args: readonly string[], options: RunOptions = {}) {
-    return run("docker", args, { env: this.env, ...options });
+    return run("docker", args, { ...options, env: { ...this.env, ...options.env } });
   }
 
   /** Runs docker on this terminal; resolves to its exit status. */

@@ -4,26 +4,33 @@ import type { DockerCli } from "./cli.js";
 
 export class ReadinessError extends Error {}
 
+export type EventMatch = string | ((event: Record<string, unknown>) => boolean);
+
 /**
- * Follows `docker logs -f` of a container until a JSON event line matches `event`. Fails when
+ * Follows `docker logs -f` of a container (from `since`, an RFC 3339 time, when given) until a
+ * JSON event line matches: by event name, or by a predicate. Resolves to that event. Fails when
  * the deadline passes or the container's log ends first, quoting the last line it wrote.
  */
 export async function waitForEvent(
   docker: DockerCli,
   container: string,
-  event: string,
+  match: EventMatch,
   deadlineMs: number,
   what: string,
-): Promise<void> {
+  since?: string,
+): Promise<Record<string, unknown>> {
   const controller = new AbortController();
+  const matches =
+    typeof match === "string" ? (e: Record<string, unknown>) => e["event"] === match : match;
   let lastLine = "";
-  let seen = false;
+  let seen: Record<string, unknown> | undefined;
   const onLine = (line: string) => {
     if (line.trim()) lastLine = line.trim();
     if (seen || !line.startsWith("{")) return;
     try {
-      if ((JSON.parse(line) as { event?: string }).event === event) {
-        seen = true;
+      const event = JSON.parse(line) as Record<string, unknown>;
+      if (matches(event)) {
+        seen = event;
         controller.abort();
       }
     } catch {
@@ -32,7 +39,7 @@ export async function waitForEvent(
   };
   const timer = setTimeout(() => controller.abort(), deadlineMs);
   try {
-    await docker.run(["logs", "--follow", container], {
+    await docker.run(["logs", "--follow", ...(since ? ["--since", since] : []), container], {
       signal: controller.signal,
       onStdoutLine: onLine,
       onStderrLine: onLine,
@@ -42,7 +49,7 @@ export async function waitForEvent(
   } finally {
     clearTimeout(timer);
   }
-  if (seen) return;
+  if (seen) return seen;
   const last = lastLine ? `; last log line: ${lastLine.slice(0, 300)}` : "; it wrote no log line";
   const state = await docker
     .run(["inspect", "--format", "{{.State.Status}}", container])

@@ -1,42 +1,96 @@
 /**
- * The egress daemon. Route matching, TLS interception, credential injection and secret scanning
- * are not in this version: until they are, it refuses every request — CONNECT and absolute-form
- * alike — with a recognisable 403 and one event line per decision. Failing closed is the point.
+ * The egress daemon, as init starts it inside the bundle: reads the routes the host wrote, the
+ * bottle CA (certificate from the config folder, key from the environment), listens for the
+ * agent, appends one audit line per decision, and reloads its routes on SIGHUP — keeping the old
+ * ones when the new file is unreadable, so a bad edit never opens or closes anything by accident.
  */
-import { createServer } from "node:http";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  AUDIT_DIR,
+  AUDIT_FILE,
+  CA_CERT_PATH,
+  CA_KEY_ENV,
+  EGRESS_CONFIG_PATH,
+  type AuditRecord,
+  type EgressConfig,
+} from "../../shared/egress-config.js";
 import { createLogger } from "../log.js";
+import { CertificateAuthority } from "./certs.js";
+import { EgressProxy } from "./proxy.js";
 
-function arg(name: string): string | undefined {
+function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+  return (i >= 0 ? process.argv[i + 1] : undefined) ?? fallback;
 }
 
-const port = Number(arg("port") ?? 9099);
-const slug = arg("slug") ?? "unknown";
-const log = createLogger(slug, "egress");
-const REFUSAL_TAG = "egress-not-configured";
-const reason =
-  "bot-bottle: this bottle's egress proxy refuses every request (routes are not enabled in this version)";
+const port = Number(arg("port", "9099"));
+const configPath = arg("config", EGRESS_CONFIG_PATH);
+const auditDir = arg("audit-dir", AUDIT_DIR);
 
-const server = createServer((req, res) => {
-  log("refuse", reason, { method: req.method, target: req.url?.split("?")[0], tag: REFUSAL_TAG });
-  res.writeHead(403, {
-    "content-type": "text/plain",
-    "x-bot-bottle-refusal": REFUSAL_TAG,
-    connection: "close",
-  });
-  res.end(reason + "\n");
+function readConfig(): { config: EgressConfig; trustCa: string | undefined } {
+  const config = JSON.parse(readFileSync(configPath, "utf8")) as EgressConfig;
+  if (!Array.isArray(config.routes) || typeof config.extraHosts !== "object")
+    throw new Error(`${configPath} has no routes`);
+  const trustCa = config.trustCaFile ? readFileSync(config.trustCaFile, "utf8") : undefined;
+  return { config, trustCa };
+}
+
+const initial = readConfig();
+const log = createLogger(initial.config.slug, "egress");
+const caKey = process.env[CA_KEY_ENV];
+if (!caKey) {
+  log("fatal", `no CA key in ${CA_KEY_ENV}: refusing to start (every request stays refused)`);
+  process.exit(1);
+}
+const ca = new CertificateAuthority(readFileSync(arg("ca-cert", CA_CERT_PATH), "utf8"), caKey);
+
+// The secrets this bundle holds: every route's token that is set, and the CA key itself.
+const secrets: Record<string, string> = { [CA_KEY_ENV]: caKey };
+for (const name of initial.config.secretEnv) {
+  const value = process.env[name];
+  if (value) secrets[name] = value;
+}
+// Nothing below needs them in the environment any more.
+delete process.env[CA_KEY_ENV];
+
+mkdirSync(auditDir, { recursive: true });
+const audit = createWriteStream(join(auditDir, AUDIT_FILE), { flags: "a", mode: 0o644 });
+const proxy = new EgressProxy({
+  config: initial.config,
+  ...(initial.trustCa ? { trustCa: initial.trustCa } : {}),
+  ca,
+  secrets,
+  log,
+  audit: (record: AuditRecord) => audit.write(JSON.stringify(record) + "\n"),
 });
-server.on("connect", (req, socket) => {
-  log("refuse", reason, { method: "CONNECT", target: req.url, tag: REFUSAL_TAG });
-  socket.end(
-    `HTTP/1.1 403 Forbidden\r\nX-Bot-Bottle-Refusal: ${REFUSAL_TAG}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${reason}\n`,
-  );
-  socket.on("error", () => undefined);
-});
-server.on("clientError", (_err, socket) => socket.destroy());
-server.listen(port, "0.0.0.0", () => log("listen", `egress listening on :${port}`, { port }));
-process.on("SIGHUP", () =>
-  log("reload", "nothing to reload: no routes are enabled in this version"),
+
+void proxy.listen(port).then(() =>
+  log("listen", `egress listening on :${port} with ${initial.config.routes.length} routes`, {
+    port,
+    routes: initial.config.routes.length,
+    generation: initial.config.generation,
+  }),
 );
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+
+process.on("SIGHUP", () => {
+  try {
+    const next = readConfig();
+    proxy.reload(next.config, next.trustCa);
+    log("reload", `routes reloaded: ${next.config.routes.length} routes`, {
+      routes: next.config.routes.length,
+      generation: next.config.generation,
+    });
+  } catch (err) {
+    log(
+      "reload-failed",
+      `kept the previous routes: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        generation: proxy.config.generation,
+      },
+    );
+  }
+});
+process.on("SIGTERM", () => {
+  void proxy.close().then(() => audit.end(() => process.exit(0)));
+});

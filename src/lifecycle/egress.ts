@@ -1,0 +1,119 @@
+/**
+ * `bot-bottle egress apply`: the bottle's routes, re-read from the (edited) manifest, written
+ * atomically to the bundle and reloaded without a restart. Everything that can be checked is
+ * checked before anything changes; the bundle confirms the new generation or the apply fails.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { DockerBackend } from "../backends/docker/backend.js";
+import type { DockerCli } from "../backends/docker/cli.js";
+import { waitForEvent } from "../backends/docker/wait.js";
+import { BotBottleError, EXIT, UsageError } from "../errors.js";
+import type { ManifestIndex } from "../manifest/index.js";
+import { egressConfigFor } from "../plan/egress.js";
+import { describeRoutes } from "../plan/summary.js";
+import type { EgressConfig } from "../shared/egress-config.js";
+import { writeFileAtomic, writeJsonAtomic } from "../state/files.js";
+import { readMetadata } from "../state/bottle-state.js";
+import { NoSuchBottleError } from "./bottles.js";
+
+const RELOAD_DEADLINE_MS = 10_000;
+
+export class ReloadError extends BotBottleError {
+  constructor(message: string, hint: string) {
+    super("command_failed", message, { exitCode: EXIT.internal, hint });
+    this.name = "ReloadError";
+  }
+}
+
+export interface ApplyResult {
+  generation: number;
+  added: string[];
+  removed: string[];
+  lines: string[];
+}
+
+const routeKey = (r: EgressConfig["routes"][number]) => JSON.stringify(r);
+
+export async function applyEgress(options: {
+  slug: string;
+  index: ManifestIndex;
+  backend: DockerBackend;
+  docker: DockerCli;
+  stateDir: string;
+}): Promise<ApplyResult> {
+  const { slug, index, backend, docker, stateDir } = options;
+  const bundle = (await backend.resources(slug)).find(
+    (r) => r.kind === "container" && r.role === "bundle" && r.state === "running",
+  );
+  if (!bundle) throw new NoSuchBottleError(slug);
+  const meta = await readMetadata(stateDir);
+  if (!meta) throw new NoSuchBottleError(slug, `its state dir ${stateDir} has no metadata.json`);
+  if (!Object.hasOwn(index.data.agents, meta.agent))
+    throw new UsageError(
+      `the manifest ${index.file} has no agent "${meta.agent}" (the agent of ${slug})`,
+      "apply from the manifest the bottle was started from (-f FILE)",
+    );
+  const manifest = index.select(meta.agent);
+  if (manifest.bottle.name !== meta.bottle)
+    throw new UsageError(
+      `agents.${meta.agent}.bottle is now "${manifest.bottle.name}", but ${slug} runs bottle "${meta.bottle}"`,
+      "routes apply to the running bottle only: edit bottles." +
+        meta.bottle +
+        ".egress, or start a new bottle",
+    );
+
+  const configDir = join(stateDir, "bundle");
+  const current = JSON.parse(
+    await readFile(join(configDir, "egress.json"), "utf8"),
+  ) as EgressConfig;
+  const next = egressConfigFor(manifest.bottle, slug, current.generation + 1);
+  // Tokens reach the bundle only at start: a route may not name one the bundle does not hold.
+  const held = new Set(current.secretEnv);
+  next.routes.forEach((r, i) => {
+    if (r.auth && !held.has(r.auth.tokenEnv))
+      throw new UsageError(
+        `bottles.${meta.bottle}.egress.routes[${i}].auth.token_env names ${r.auth.tokenEnv}, which this bottle did not receive at start`,
+        "a new credential needs a new bottle: stop it and start again with the variable set",
+      );
+  });
+  next.secretEnv = current.secretEnv;
+
+  if (manifest.bottle.egress.trust_ca)
+    await writeFileAtomic(
+      join(configDir, "trust-ca.pem"),
+      await readFile(manifest.bottle.egress.trust_ca),
+    );
+  const since = new Date(Date.now() - 1000).toISOString();
+  await writeJsonAtomic(join(configDir, "egress.json"), next);
+  await docker.run(["kill", "--signal", "HUP", bundle.name]);
+  const event = await waitForEvent(
+    docker,
+    bundle.name,
+    (e) =>
+      e["component"] === "egress" &&
+      ((e["event"] === "reload" && e["generation"] === next.generation) ||
+        e["event"] === "reload-failed"),
+    RELOAD_DEADLINE_MS,
+    `the egress proxy of ${slug}`,
+    since,
+  ).catch((err: unknown) => {
+    throw new ReloadError(
+      err instanceof Error ? err.message : String(err),
+      `\`bot-bottle logs ${slug}\` shows the bundle's log`,
+    );
+  });
+  if (event["event"] === "reload-failed")
+    throw new ReloadError(
+      `the egress proxy of ${slug} kept its previous routes: ${String(event["message"])}`,
+      `\`bot-bottle logs ${slug}\` shows the bundle's log`,
+    );
+  const before = new Set(current.routes.map(routeKey));
+  const after = new Set(next.routes.map(routeKey));
+  return {
+    generation: next.generation,
+    added: next.routes.filter((r) => !before.has(routeKey(r))).map((r) => r.host),
+    removed: current.routes.filter((r) => !after.has(routeKey(r))).map((r) => r.host),
+    lines: describeRoutes(next),
+  };
+}
