@@ -33,11 +33,14 @@ describe("the sidecar bundle in a running bottle", { timeout: 10 * 60_000 }, () 
   test("the egress daemon refuses what no route allows, recognisably", async () => {
     const r = await t.sh(
       slug,
-      "curl -sS -i -x http://egress:9099 http://api.example.test/v1 ; curl -sS -o /dev/null -w '%{http_code}' -p -x http://egress:9099 https://api.example.test/ ; echo",
+      "curl -sS -i http://api.example.test/v1 ; curl -sS -o /dev/null -w '%{http_code}' https://api.example.test/ ; echo",
     );
     assert.match(r.stdout, /^HTTP\/1\.1 403/m);
-    assert.match(r.stdout, /^x-bot-bottle-refusal: egress-not-configured/im);
-    assert.match(r.stdout, /bot-bottle: this bottle's egress proxy refuses every request/);
+    assert.match(r.stdout, /^x-bot-bottle-refusal: not-in-routes/im);
+    assert.match(
+      r.stdout,
+      /bot-bottle: host "api\.example\.test" is not in this bottle's routes — ask the operator to add it/,
+    );
     assert.match(r.stderr, /CONNECT tunnel failed, response 403/);
   });
 
