@@ -4,7 +4,7 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   // test/fixtures: plain scripts run inside test containers, outside the TypeScript project.
-  { ignores: ["dist/", "node_modules/", "coverage/", "test/fixtures/"] },
+  { ignores: ["dist/", "node_modules/", "coverage/", "test/fixtures/", "bench/*.mjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -54,7 +54,8 @@ export default tseslint.config(
   },
   {
     // The bundle's init is the process-running layer inside the sidecar bundle.
-    files: ["src/exec/run.ts", "src/sidecars/init/supervisor.ts"],
+    // …and benchmarks run the processes they compare (the egress daemon, mitmdump) themselves.
+    files: ["src/exec/run.ts", "src/sidecars/init/supervisor.ts", "bench/**/*.ts"],
     rules: { "no-restricted-imports": "off" },
   },
   {

@@ -65,7 +65,11 @@ async function gateway(network: string): Promise<string> {
     "{{(index .IPAM.Config 0).Gateway}}\t{{(index .IPAM.Config 0).Subnet}}",
     network,
   ]);
-  const [gw = "", subnet = ""] = stdout.trim().split("\t");
+  // Split before trimming: an empty Gateway leaves the line starting with the tab.
+  const [gw = "", subnet = ""] = stdout
+    .replace(/\n$/, "")
+    .split("\t")
+    .map((f) => f.trim());
   if (gw) return gw;
   // Some engines (e.g. Debian's dockerd 20.10 on its default bridge) leave Gateway empty: the
   // bridge then holds the subnet's first address.
