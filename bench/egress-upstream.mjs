@@ -34,4 +34,11 @@ const server = createServer(
     });
   },
 );
+// BENCH_COUNT=1: report how many TLS connections were opened, on SIGTERM.
+let connections = 0;
+server.on("secureConnection", () => connections++);
+process.on("SIGTERM", () => {
+  if (process.env.BENCH_COUNT) process.stderr.write(`upstream: ${connections} TLS connections\n`);
+  process.exit(0);
+});
 server.listen(0, "127.0.0.1", () => process.stdout.write(`${server.address().port}\n`));

@@ -37,12 +37,19 @@ interface Target {
 
 class Connection {
   private buffer: Buffer = Buffer.alloc(0);
+  private skip = 0;
   private waiting: (() => void) | undefined;
   private closed = false;
 
   constructor(readonly socket: TLSSocket) {
     socket.on("data", (d: Buffer) => {
-      this.buffer = this.buffer.length ? Buffer.concat([this.buffer, d]) : d;
+      // Body bytes being skipped are counted, never copied (a 10 MB body arrives in ~640 reads).
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, d.length);
+        this.skip -= n;
+        d = d.subarray(n);
+      }
+      if (d.length) this.buffer = this.buffer.length ? Buffer.concat([this.buffer, d]) : d;
       this.waiting?.();
     });
     socket.on("close", () => {
@@ -78,8 +85,10 @@ class Connection {
     const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
     if (cl) {
       const n = Number(cl[1]);
-      while (this.buffer.length < n) await this.more();
-      this.buffer = this.buffer.subarray(n);
+      const have = Math.min(n, this.buffer.length);
+      this.buffer = this.buffer.subarray(have);
+      this.skip = n - have;
+      while (this.skip > 0) await this.more();
       return n;
     }
     if (!/\r\ntransfer-encoding:\s*chunked/i.test(head)) throw new Error("no length");
@@ -311,6 +320,10 @@ async function main(): Promise<void> {
     const egress = spawn(
       process.execPath,
       [
+        // BENCH_PROFILE=DIR writes a CPU profile of the egress daemon there.
+        ...(process.env["BENCH_PROFILE"]
+          ? ["--cpu-prof", "--cpu-prof-dir", process.env["BENCH_PROFILE"]]
+          : []),
         join(PACKAGE_ROOT, "dist", "sidecars", "egress", "main.js"),
         "--port",
         String(egressPort),
@@ -375,14 +388,21 @@ async function main(): Promise<void> {
     ];
 
     const rows: Record<string, Record<string, number>> = {};
-    for (const target of targets) {
+    // BENCH_TARGETS=direct,egress,mitmdump and BENCH_SCENARIOS=ka1,ka16,fresh,down,up narrow a
+    // run (for profiling one path); the default measures everything.
+    const only = (name: string, list: string | undefined) =>
+      !list || list.split(",").some((x) => name.includes(x));
+    const scenario = <T>(name: string, fn: () => Promise<T>, none: T) =>
+      only(name, process.env["BENCH_SCENARIOS"]) ? fn() : Promise.resolve(none);
+    const empty: Rate = { rps: NaN, p50: NaN, p99: NaN };
+    for (const target of targets.filter((t) => only(t.name, process.env["BENCH_TARGETS"]))) {
       await (await open(target)).request("GET", "/small", AUTH); // warm
       const idle = await rssMb(target.pid, "VmRSS");
-      const ka1 = await keepAlive(target, 1);
-      const ka16 = await keepAlive(target, 16);
-      const fresh = await newConnections(target);
-      const down = await transfer(target, "down");
-      const up = await transfer(target, "up");
+      const ka1 = await scenario("ka1", () => keepAlive(target, 1), empty);
+      const ka16 = await scenario("ka16", () => keepAlive(target, 16), empty);
+      const fresh = await scenario("fresh", () => newConnections(target), empty);
+      const down = await scenario("down", () => transfer(target, "down"), NaN);
+      const up = await scenario("up", () => transfer(target, "up"), NaN);
       rows[target.name] = {
         ka1: ka1.rps,
         ka1p50: ka1.p50,
@@ -440,6 +460,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join("\n") + "\n");
   } finally {
     for (const c of children) c.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 500));
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -17,8 +17,8 @@ import type {
 } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { connect as netConnect, isIP, type Socket } from "node:net";
-import { Transform, pipeline, type Duplex } from "node:stream";
-import { rootCertificates, TLSSocket } from "node:tls";
+import type { Duplex } from "node:stream";
+import { createSecureContext, rootCertificates, TLSSocket, type SecureContext } from "node:tls";
 import type { AuditRecord, EgressConfig, RouteRule } from "../../shared/egress-config.js";
 import { isInternalAddress } from "../../shared/hosts.js";
 import { placeholderFor } from "../../shared/placeholders.js";
@@ -65,6 +65,12 @@ const HOP_BY_HOP = new Set([
   "expect",
 ]);
 
+/**
+ * Bytes a body may queue toward a slower side before the faster one is paused: past a TLS
+ * socket's 16 kB mark, so a transfer does not stall on every record.
+ */
+const BACKLOG = 1 << 20;
+
 const systemLookup: Lookup = (host) =>
   new Promise((resolve, reject) =>
     dnsLookup(host, { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))),
@@ -80,8 +86,8 @@ class FindingError extends Error {
 interface Rules {
   config: EgressConfig;
   https: HttpsAgent;
-  /** The certificates upstream TLS is verified against: the system store plus egress.trust_ca. */
-  ca: string[];
+  /** Verifies upstream TLS against the system store plus egress.trust_ca. */
+  upstreamTls: SecureContext;
   /** Token variable -> its placeholder, for the variables this bundle holds. */
   placeholders: Map<string, string>;
   scanner: SecretScanner;
@@ -170,13 +176,20 @@ export class EgressProxy {
       placeholder: Buffer.from(placeholder, "latin1"),
     }));
     const same = this.rules as Rules | undefined;
-    const ca = trustCa ? [...rootCertificates, trustCa] : [...rootCertificates];
+    // One context for every upstream connection: passing `ca` instead would build a context per
+    // connection and make the agent stringify every root certificate to key its pool.
+    const upstreamTls =
+      same && trustCa === this.currentTrust
+        ? same.upstreamTls
+        : createSecureContext({
+            ca: trustCa ? [...rootCertificates, trustCa] : [...rootCertificates],
+          });
     const https =
       same && trustCa === this.currentTrust
         ? same.https
-        : new HttpsAgent({ keepAlive: true, maxSockets: 256, ca });
+        : new HttpsAgent({ keepAlive: true, maxSockets: 256, secureContext: upstreamTls });
     this.currentTrust = trustCa;
-    return { config, https, ca, placeholders, scanner, redactions };
+    return { config, https, upstreamTls, placeholders, scanner, redactions };
   }
   private currentTrust: string | undefined;
 
@@ -490,20 +503,8 @@ export class EgressProxy {
       headers: outgoing.headers,
     });
     upstream.on("socket", (s: Socket) => s.setNoDelay(true));
-    const scan = rules.scanner.stream(allowedPlaceholders(route));
-    const scanner = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        const r = scan.push(chunk);
-        if (r.finding) return done(new FindingError(r.finding));
-        p.bytesOut += r.forward.length;
-        done(null, r.forward);
-      },
-      flush(done) {
-        const rest = scan.end();
-        p.bytesOut += rest.length;
-        done(null, rest);
-      },
-    });
+    // Plain listeners rather than stream pipelines: a pipeline per request costs an
+    // AbortController and a DOMException, which is most of a small request's overhead.
     let settled = false;
     const fail = (err: Error) => {
       if (settled) return;
@@ -523,36 +524,72 @@ export class EgressProxy {
           502,
         );
     };
-    pipeline(req, scanner, upstream, (err) => err && fail(err));
     // The body may be all sent before the upstream fails (a refused TLS certificate, a reset).
     upstream.on("error", fail);
+    res.on("close", () => {
+      if (settled) return;
+      settled = true;
+      upstream.destroy();
+      this.record(p, "allow", "aborted", { route: route.host });
+    });
+
+    const length = req.headers["content-length"];
+    if (
+      req.headers["transfer-encoding"] === undefined &&
+      (length === undefined || length === "0")
+    ) {
+      upstream.end();
+      req.resume();
+    } else {
+      const scan = rules.scanner.stream(allowedPlaceholders(route));
+      req.on("data", (chunk: Buffer) => {
+        if (settled) return; // a refused body is read and dropped; the reply closes the connection
+        const r = scan.push(chunk);
+        if (r.finding) return fail(new FindingError(r.finding));
+        p.bytesOut += r.forward.length;
+        if (r.forward.length && !upstream.write(r.forward) && upstream.writableLength > BACKLOG) {
+          req.pause();
+          upstream.once("drain", () => req.resume());
+        }
+      });
+      req.on("end", () => {
+        if (settled) return;
+        const rest = scan.end();
+        p.bytesOut += rest.length;
+        upstream.end(rest);
+      });
+      req.on("error", (err) => fail(err));
+    }
+
     upstream.on("response", (ures: IncomingMessage) => {
       if (settled) return ures.resume();
-      const redactor = new Redactor(rules.redactions);
+      const redactor = rules.redactions.length ? new Redactor(rules.redactions) : undefined;
       res.writeHead(
         ures.statusCode ?? 502,
         ures.statusMessage,
         responseHeaders(ures.headers, rules),
       );
-      const out = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          const data = redactor.push(chunk);
-          p.bytesIn += data.length;
-          done(null, data);
-        },
-        flush(done) {
-          const rest = redactor.end();
-          p.bytesIn += rest.length;
-          done(null, rest);
-        },
+      ures.on("data", (chunk: Buffer) => {
+        const data = redactor ? redactor.push(chunk) : chunk;
+        p.bytesIn += data.length;
+        if (data.length && !res.write(data) && res.writableLength > BACKLOG) {
+          ures.pause();
+          res.once("drain", () => ures.resume());
+        }
       });
-      pipeline(ures, out, res, (err) => {
+      ures.on("end", () => {
         if (settled) return;
         settled = true;
-        this.record(p, "allow", err ? "aborted" : "allowed", {
-          route: route.host,
-          status: ures.statusCode ?? 0,
-        });
+        const rest = redactor?.end();
+        if (rest?.length) p.bytesIn += rest.length;
+        res.end(rest?.length ? rest : undefined);
+        this.record(p, "allow", "allowed", { route: route.host, status: ures.statusCode ?? 0 });
+      });
+      ures.on("error", () => {
+        if (settled) return;
+        settled = true;
+        res.destroy();
+        this.record(p, "allow", "aborted", { route: route.host, status: ures.statusCode ?? 0 });
       });
     });
   }
@@ -744,7 +781,7 @@ export class EgressProxy {
       ...this.upstreamOptions(p.target as Target, tls, address),
       // An upgraded socket never goes back to a pool: its own connection, verified the same way.
       agent: false,
-      ca: rules.ca,
+      ...({ secureContext: rules.upstreamTls } as object),
       method: req.method,
       path: p.path,
       headers,
