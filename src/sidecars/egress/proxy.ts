@@ -258,6 +258,7 @@ export class EgressProxy {
       "content-type": "text/plain; charset=utf-8",
       "content-length": Buffer.byteLength(body),
       "x-bot-bottle-refusal": r.tag,
+      "x-bot-bottle-reason": headerSafe(r.reason),
       ...(res.req.complete ? {} : { connection: "close" }),
     });
     res.end(body);
@@ -273,7 +274,7 @@ export class EgressProxy {
     const text = status === 403 ? "Forbidden" : status === 400 ? "Bad Request" : "Bad Gateway";
     if (socket.writable)
       socket.end(
-        `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Bot-Bottle-Refusal: ${r.tag}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Bot-Bottle-Refusal: ${r.tag}\r\nX-Bot-Bottle-Reason: ${headerSafe(r.reason)}\r\nConnection: close\r\n\r\n${body}`,
       );
     else socket.destroy();
   }
@@ -843,6 +844,14 @@ export class EgressProxy {
     );
     upstream.end();
   }
+}
+
+/**
+ * The reason as a header value too: clients drop the body of a refused CONNECT (curl prints
+ * "CONNECT tunnel failed, response 403"), but `curl -v` and proxy agents show its headers.
+ */
+function headerSafe(reason: string): string {
+  return reason.replaceAll("—", "-").replace(/[^\x20-\x7e]/g, "?");
 }
 
 function framingProblem(raw: readonly string[]): string | undefined {

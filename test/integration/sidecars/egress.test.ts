@@ -162,6 +162,11 @@ describe("the egress proxy, in process against a fake HTTPS upstream", () => {
       refused.body,
       /bot-bottle: host "evil\.example\.test" is not in this bottle's routes — ask the operator to add it/,
     );
+    // Clients drop a refused CONNECT's body: the reason is in a header too, in ASCII.
+    assert.equal(
+      refused.headers["x-bot-bottle-reason"],
+      'bot-bottle: host "evil.example.test" is not in this bottle\'s routes - ask the operator to add it',
+    );
     const line = audit.find((a) => a.tag === "not-in-routes");
     assert.equal(line?.decision, "refuse");
     assert.equal(line?.host, "evil.example.test");
