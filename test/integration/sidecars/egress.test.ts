@@ -460,6 +460,20 @@ describe("the egress proxy, in process against a fake HTTPS upstream", () => {
     tls.destroy();
   });
 
+  test("a rule that throws refuses (fail closed) and the next good reload recovers", async () => {
+    assert.equal((await viaProxy(port, api, bottleCa.cert, { path: "/v1/ok" })).status, 200);
+    // A corrupt route (paths not a list) makes the path rule throw.
+    const broken = routes().map((r) =>
+      r.host === "api.example.test" ? ({ ...r, paths: "/v1/" } as unknown as RouteRule) : r,
+    );
+    proxy.reload(config({ generation: 3, routes: broken }), upstreamCa.cert);
+    const res = await viaProxy(port, api, bottleCa.cert, { path: "/v1/ok" });
+    assert.equal(res.status, 403);
+    assert.equal(res.headers["x-bot-bottle-refusal"], "rule-error");
+    proxy.reload(config(), upstreamCa.cert);
+    assert.equal((await viaProxy(port, api, bottleCa.cert, { path: "/v1/ok" })).status, 200);
+  });
+
   test("a refusal is recorded with its reason, and the audit never holds query values", async () => {
     await viaProxy(port, api, bottleCa.cert, {
       path: `/v1/m?token=${encodeURIComponent(TOKEN)}&page=2`,

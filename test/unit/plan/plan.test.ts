@@ -113,4 +113,34 @@ describe("planning a bottle", () => {
     assert.equal(planNotes(plan, { uid: 1000, mode: 0o755 }).length, 0);
     assert.match(planNotes(plan, { uid: 0, mode: 0o755 })[0] ?? "", /cannot write/);
   });
+
+  test("plans the egress: routes normalised, the agent pointed at the proxy, placeholders by name", () => {
+    const m = manifest((d) => {
+      d.agents.probe.bottle = "dev";
+      d.bottles.dev.egress.routes.push({ host: "*.Example.COM." });
+      d.bottles.dev.egress.extra_hosts = { "Build.Internal": "10.0.0.7" };
+    }).select("probe");
+    const plan = planBottle(m, input);
+    assert.deepEqual(
+      plan.egress.routes.map((r) => r.host),
+      ["api.anthropic.com", "registry.npmjs.org", "*.example.com"],
+    );
+    assert.deepEqual(plan.egress.routes[0]?.auth, {
+      header: "x-api-key",
+      tokenEnv: "ANTHROPIC_API_KEY",
+    });
+    assert.deepEqual(plan.egress.extraHosts, { "build.internal": "10.0.0.7" });
+    assert.deepEqual(JSON.parse(plan.files["bundle/egress.json"] ?? ""), plan.egress);
+    const env = plan.agentContainer.env;
+    assert.equal(env["HTTPS_PROXY"], "http://egress:9099");
+    assert.equal(env["http_proxy"], "http://egress:9099");
+    assert.match(env["NO_PROXY"] ?? "", /(^|,)egress(,|$)/);
+    assert.ok(env["NODE_EXTRA_CA_CERTS"] && env["SSL_CERT_FILE"] && env["GIT_SSL_CAINFO"]);
+    assert.deepEqual(plan.agentContainer.placeholderEnv, ["ANTHROPIC_API_KEY"]);
+    assert.equal(env["ANTHROPIC_API_KEY"], undefined, "values are set at launch, not in the plan");
+    assert.deepEqual(Object.keys(plan.bundle.fileSecretEnv), ["BOT_BOTTLE_CA_KEY"]);
+    const summary = describePlan(plan).join("\n");
+    assert.match(summary, /3 routes; everything else is refused/);
+    assert.match(summary, /x-api-key: \$ANTHROPIC_API_KEY \(the agent holds a placeholder\)/);
+  });
 });

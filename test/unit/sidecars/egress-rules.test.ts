@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { RouteRule } from "../../../src/shared/egress-config.js";
+import { isInternalAddress } from "../../../src/shared/hosts.js";
+import { placeholderFor } from "../../../src/shared/placeholders.js";
+import { encodings, Redactor, SecretScanner } from "../../../src/sidecars/egress/dlp.js";
+import {
+  auditPath,
+  decideConnect,
+  decideRequest,
+  decodeSafePath,
+  parseAuthority,
+} from "../../../src/sidecars/egress/policy.js";
+import { readSni } from "../../../src/sidecars/egress/sni.js";
+
+const route = (host: string, extra: Partial<RouteRule> = {}): RouteRule => ({
+  host,
+  tlsPassthrough: false,
+  allowIpLiteral: false,
+  ...extra,
+});
+
+describe("egress policy", () => {
+  test("one spelling of a host: case, trailing dot, IDNA, IP forms", () => {
+    assert.deepEqual(parseAuthority("API.Example.COM.:443", 443), {
+      host: "api.example.com",
+      port: 443,
+      ip: false,
+    });
+    assert.equal(parseAuthority("bücher.de:443", 443)?.host, "xn--bcher-kva.de");
+    assert.deepEqual(parseAuthority("0x7f.1:80", 443), { host: "127.0.0.1", port: 80, ip: true });
+    assert.equal(parseAuthority("[::1]:443", 443)?.host, "::1");
+    assert.equal(parseAuthority("user@evil.com:443", 443), undefined);
+    assert.equal(parseAuthority("a/b:443", 443), undefined);
+  });
+
+  test("exact routes win over wildcards; a wildcard never matches its own apex", () => {
+    const routes = [route("*.example.com"), route("api.example.com", { paths: ["/v1/"] })];
+    const exact = decideRequest(routes, parseAuthority("api.example.com", 443)!, "GET", "/x", true);
+    assert.equal(exact.allow, false, "the exact route's paths apply, not the wildcard's");
+    const sub = decideRequest(routes, parseAuthority("cdn.example.com", 443)!, "GET", "/x", true);
+    assert.equal(sub.allow, true);
+    const apex = decideConnect(routes, parseAuthority("example.com:443", 443)!);
+    assert.equal(apex.allow ? "" : apex.tag, "not-in-routes");
+  });
+
+  test("ports: 443 for tunnels and 80 for plain HTTP, unless the route names one", () => {
+    const routes = [route("a.test"), route("b.test", { port: 8443 })];
+    assert.equal(decideConnect(routes, parseAuthority("a.test:443", 443)!).allow, true);
+    const other = decideConnect(routes, parseAuthority("a.test:22", 443)!);
+    assert.equal(other.allow ? "" : other.tag, "port-not-allowed");
+    assert.equal(decideConnect(routes, parseAuthority("b.test:8443", 443)!).allow, true);
+    assert.equal(decideConnect(routes, parseAuthority("b.test:443", 443)!).allow, false);
+    assert.equal(
+      decideRequest(routes, parseAuthority("a.test", 80)!, "GET", "/", false).allow,
+      true,
+    );
+  });
+
+  test("IP literals need a route that allows that literal", () => {
+    const refused = decideConnect([route("a.test")], parseAuthority("10.0.0.1:443", 443)!);
+    assert.equal(refused.allow ? "" : refused.tag, "ip-literal");
+    const allowed = [route("10.0.0.1", { allowIpLiteral: true })];
+    assert.equal(decideConnect(allowed, parseAuthority("10.0.0.1:443", 443)!).allow, true);
+  });
+
+  test("paths are compared decoded and without dot segments; methods exactly", () => {
+    const routes = [route("a.test", { paths: ["/v1/"], methods: ["GET"] })];
+    const t = parseAuthority("a.test", 443)!;
+    assert.equal(decideRequest(routes, t, "GET", "/v1/x?q=1", true).allow, true);
+    assert.equal(decideRequest(routes, t, "GET", "/%76%31/x", true).allow, true);
+    assert.equal(decideRequest(routes, t, "GET", "/v1/../admin", true).allow, false);
+    assert.equal(decideRequest(routes, t, "GET", "/v1/%2e%2e/admin", true).allow, false);
+    assert.equal(decideRequest(routes, t, "POST", "/v1/x", true).allow, false);
+    assert.equal(decodeSafePath("no-slash"), undefined);
+  });
+
+  test("a passthrough route admits tunnels only", () => {
+    const routes = [route("pin.test", { tlsPassthrough: true })];
+    const t = parseAuthority("pin.test:443", 443)!;
+    assert.equal(decideConnect(routes, t).allow, true);
+    const plain = decideRequest(routes, t, "GET", "/", true);
+    assert.equal(plain.allow ? "" : plain.tag, "passthrough-only");
+  });
+
+  test("the audit path keeps query names, never values", () => {
+    assert.equal(auditPath("/v1/x?key=secret&page=2"), "/v1/x?key=&page=");
+    assert.equal(auditPath("/plain"), "/plain");
+  });
+
+  test("internal addresses: loopback, private, link-local, metadata, mapped forms", () => {
+    for (const a of [
+      "127.0.0.1",
+      "10.1.2.3",
+      "172.20.0.1",
+      "192.168.1.1",
+      "169.254.169.254",
+      "100.64.0.1",
+      "::1",
+      "fd00::1",
+      "fe80::1",
+      "::ffff:127.0.0.1",
+      "::ffff:a9fe:a9fe",
+    ])
+      assert.equal(isInternalAddress(a), true, a);
+    for (const a of ["93.184.216.34", "2606:2800:220:1::1", "1.1.1.1"])
+      assert.equal(isInternalAddress(a), false, a);
+  });
+});
+
+describe("placeholders", () => {
+  test("keep the token's prefix, length and character classes, and differ from it", () => {
+    const token = "sk-ant-api03-AbCdEf0123456789_xyzXYZ-0123456789abcdefABCDEF";
+    const p = placeholderFor(token, "ANTHROPIC_API_KEY", "probe-abc123");
+    assert.equal(p.length, token.length);
+    assert.ok(p.startsWith("sk-ant-api03-"));
+    assert.notEqual(p, token);
+    for (let i = 0; i < token.length; i++) {
+      const cls = (c: string) =>
+        /[0-9]/.test(c) ? "d" : /[a-z]/.test(c) ? "l" : /[A-Z]/.test(c) ? "u" : c;
+      assert.equal(cls(p[i]!), cls(token[i]!), `position ${i}`);
+    }
+  });
+
+  test("depend on the bottle and the variable: one bottle's placeholder is no other's", () => {
+    const token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    assert.equal(placeholderFor(token, "GH", "a-1"), placeholderFor(token, "GH", "a-1"));
+    assert.notEqual(placeholderFor(token, "GH", "a-1"), placeholderFor(token, "GH", "a-2"));
+    assert.notEqual(placeholderFor(token, "GH", "a-1"), placeholderFor(token, "GH2", "a-1"));
+  });
+});
+
+describe("secret scanning", () => {
+  const secret = "s3cr3t-value-0123456789-abcdef";
+  const scanner = new SecretScanner(
+    [{ name: "TOKEN", value: secret }],
+    [{ name: "TOKEN", value: "pl4ceh0lder-0123456789-zzzzzz" }],
+  );
+
+  test("finds a held secret raw and encoded, at every base64 alignment", () => {
+    for (const form of encodings(secret)) assert.ok(scanner.scan(`x ${form} y`, new Set()), form);
+    for (const pre of ["", "a", "ab"]) {
+      const b64 = Buffer.from(pre + secret + "tail").toString("base64");
+      assert.equal(scanner.scan(b64, new Set())?.kind, "held-secret", `after ${pre.length} bytes`);
+    }
+    assert.equal(scanner.scan("nothing to see here", new Set()), undefined);
+  });
+
+  test("finds credential shapes; a placeholder is fine only where its route allows it", () => {
+    assert.equal(scanner.scan("AKIAIOSFODNN7EXAMPLE", new Set())?.name, "aws-access-key-id");
+    assert.equal(scanner.scan("-----BEGIN RSA PRIVATE KEY-----", new Set())?.name, "private-key");
+    assert.equal(scanner.scan("pl4ceh0lder-0123456789-zzzzzz", new Set())?.kind, "placeholder");
+    assert.equal(scanner.scan("pl4ceh0lder-0123456789-zzzzzz", new Set(["TOKEN"])), undefined);
+  });
+
+  test("a stream scan catches a secret split across chunks before any of it is forwarded", () => {
+    const scan = scanner.stream(new Set());
+    const body = Buffer.from("a".repeat(5000) + secret + "b".repeat(100));
+    const cut = 5000 + 10;
+    const first = scan.push(body.subarray(0, cut));
+    assert.equal(first.finding, undefined);
+    assert.ok(!first.forward.toString().includes(secret.slice(0, 10)), "the start is held back");
+    assert.ok(scan.push(body.subarray(cut)).finding);
+  });
+
+  test("the redactor swaps a token for its placeholder across chunk boundaries, same length", () => {
+    const real = Buffer.from("REAL-TOKEN-1234567890");
+    const placeholder = Buffer.from("FAKE-TOKEN-0987654321");
+    const r = new Redactor([{ real, placeholder }]);
+    const text = `{"echo":"${real.toString()}"}`;
+    const out = Buffer.concat([
+      r.push(Buffer.from(text.slice(0, 15))),
+      r.push(Buffer.from(text.slice(15))),
+      r.end(),
+    ]);
+    assert.equal(out.toString(), text.replace(real.toString(), placeholder.toString()));
+  });
+});
+
+describe("the TLS server name of a ClientHello", () => {
+  test("is read without decrypting, and incomplete or non-TLS data says so", async () => {
+    const { connect } = await import("node:tls");
+    const { createServer } = await import("node:net");
+    const hello = await new Promise<Buffer>((resolve) => {
+      const server = createServer((s) =>
+        s.once("data", (d: Buffer) => (resolve(d), s.destroy(), server.close())),
+      );
+      server.listen(0, "127.0.0.1", () => {
+        const port = (server.address() as { port: number }).port;
+        connect({ port, host: "127.0.0.1", servername: "api.example.test" }).on(
+          "error",
+          () => undefined,
+        );
+      });
+    });
+    assert.deepEqual(readSni(hello), { name: "api.example.test" });
+    assert.equal(readSni(hello.subarray(0, 20)), "incomplete");
+    assert.equal(readSni(Buffer.from("GET / HTTP/1.1\r\n\r\n")), "not-tls");
+  });
+});
