@@ -146,7 +146,9 @@ async function open(target: Target): Promise<Connection> {
 
 // --- scenarios ---------------------------------------------------------------------------
 
-const AUTH = "x-api-key: sk-ant-api03-placeholderplaceholderplaceholder0000\r\n";
+const AUTH = process.env["BENCH_NOAUTH"]
+  ? "x-api-key: none\r\n"
+  : "x-api-key: sk-ant-api03-placeholderplaceholderplaceholder0000\r\n";
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
@@ -309,7 +311,9 @@ async function main(): Promise<void> {
           port: upstreamPort,
           tlsPassthrough: false,
           allowIpLiteral: false,
-          auth: { header: "x-api-key", tokenEnv: "BENCH_TOKEN" },
+          ...(process.env["BENCH_NOAUTH"]
+            ? {}
+            : { auth: { header: "x-api-key", tokenEnv: "BENCH_TOKEN" } }),
         },
       ],
       extraHosts: { [HOST]: "127.0.0.1" },
