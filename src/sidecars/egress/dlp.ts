@@ -110,7 +110,7 @@ export class SecretScanner {
       if (m[0].length === 0) PATTERNS.lastIndex++;
     }
     for (const p of CASE_INSENSITIVE) {
-      const m = new RegExp(p.regex.source, "i").exec(text);
+      const m = p.regex.exec(text);
       if (m && !this.isPlaceholderAt(text, m.index, m[0].length))
         return { kind: "pattern", name: p.name, description: p.description };
     }

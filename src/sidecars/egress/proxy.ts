@@ -109,6 +109,8 @@ export class EgressProxy {
   private readonly inner: Server;
   private rules: Rules;
   private readonly tunnels = new WeakMap<Duplex, Target>();
+  /** The Host header last accepted on each tunnel (the same one comes back on every request). */
+  private readonly hostSeen = new WeakMap<Duplex, string>();
   private readonly dnsCache = new Map<string, { at: number; addresses: LookupAddress[] }>();
   private readonly lookup: Lookup;
   private readonly http = new HttpAgent({ keepAlive: true, maxSockets: 256 });
@@ -336,12 +338,17 @@ export class EgressProxy {
     const framing = framingProblem(req.rawHeaders);
     if (framing) return refuse("ambiguous-framing", framing);
     const hostHeader = req.headers.host;
-    const named = hostHeader === undefined ? undefined : parseAuthority(hostHeader, target.port);
-    if (!named || named.host !== target.host || named.port !== target.port)
+    // Keep-alive requests in one tunnel repeat the same Host: parse it once per connection.
+    const known = tunnel !== undefined && this.hostSeen.get(req.socket) === hostHeader;
+    const named =
+      known || hostHeader === undefined ? undefined : parseAuthority(hostHeader, target.port);
+    if (!known && (!named || named.host !== target.host || named.port !== target.port))
       return refuse(
         "host-mismatch",
         `the Host header does not name the host this request is for ("${target.host}")`,
       );
+    if (tunnel !== undefined && !known && hostHeader !== undefined)
+      this.hostSeen.set(req.socket, hostHeader);
     const encoding = req.headers["content-encoding"];
     if (encoding && encoding.toLowerCase() !== "identity")
       return refuse(
