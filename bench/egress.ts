@@ -209,7 +209,7 @@ async function transfer(target: Target, direction: "down" | "up"): Promise<numbe
   const c = await open(target);
   const body = Buffer.alloc(BIG, 0x62);
   const rates: number[] = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 9; i++) {
     const t = performance.now();
     if (direction === "down") await c.request("GET", `/bytes/${BIG}`, AUTH);
     else

@@ -162,11 +162,8 @@ export class StreamScan {
  */
 export class Redactor {
   private tail = Buffer.alloc(0);
-  private readonly keep: number;
 
-  constructor(private readonly pairs: readonly { real: Buffer; placeholder: Buffer }[]) {
-    this.keep = Math.max(0, ...pairs.map((p) => p.real.length - 1));
-  }
+  constructor(private readonly pairs: readonly { real: Buffer; placeholder: Buffer }[]) {}
 
   static text(value: string, pairs: readonly { real: Buffer; placeholder: Buffer }[]): string {
     let out = value;
@@ -175,13 +172,35 @@ export class Redactor {
     return out;
   }
 
+  /**
+   * What may be forwarded now. Only a chunk that ends with the start of a token is held back
+   * (from that start), so the usual chunk passes through without a copy.
+   */
   push(chunk: Buffer): Buffer {
     if (this.pairs.length === 0) return chunk;
     const data = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
     this.replace(data);
-    const cut = Math.max(0, data.length - this.keep);
-    this.tail = Buffer.from(data.subarray(cut));
-    return data.subarray(0, cut);
+    const cut = this.holdFrom(data);
+    this.tail = cut < data.length ? Buffer.from(data.subarray(cut)) : Buffer.alloc(0);
+    return cut < data.length ? data.subarray(0, cut) : data;
+  }
+
+  /** The first offset from which `data` ends with a proper prefix of a token. */
+  private holdFrom(data: Buffer): number {
+    let cut = data.length;
+    for (const { real } of this.pairs) {
+      const first = real[0] ?? 0;
+      for (
+        let i = data.indexOf(first, Math.max(0, data.length - real.length + 1));
+        i >= 0 && i < cut;
+        i = data.indexOf(first, i + 1)
+      )
+        if (data.subarray(i).equals(real.subarray(0, data.length - i))) {
+          cut = i;
+          break;
+        }
+    }
+    return cut;
   }
 
   end(): Buffer {

@@ -177,6 +177,22 @@ describe("secret scanning", () => {
   });
 });
 
+describe("the redactor's hold-back", () => {
+  test("passes a chunk through untouched unless it ends with the start of a token", () => {
+    const real = Buffer.from("REAL-TOKEN-1234567890");
+    const r = new Redactor([{ real, placeholder: Buffer.from("FAKE-TOKEN-0987654321") }]);
+    const plain = Buffer.from("no token here at all");
+    assert.equal(r.push(plain), plain, "the same buffer, not a copy");
+    assert.equal(r.push(Buffer.from("abc REAL-TO")).toString(), "abc ");
+    const rest = Buffer.concat([r.push(Buffer.from("day is fine")), r.end()]);
+    assert.equal(
+      rest.toString(),
+      "REAL-TOday is fine",
+      "a prefix that never completes is kept whole",
+    );
+  });
+});
+
 describe("the TLS server name of a ClientHello", () => {
   test("is read without decrypting, and incomplete or non-TLS data says so", async () => {
     const { connect } = await import("node:tls");
