@@ -5,7 +5,7 @@
  */
 import { isIP } from "node:net";
 import type { RouteRule } from "../../shared/egress-config.js";
-import { isIpLiteral, normaliseDnsName, unbracket } from "../../shared/hosts.js";
+import { normaliseDnsName, unbracket } from "../../shared/hosts.js";
 
 export interface Refusal {
   allow: false;
@@ -159,5 +159,3 @@ export function auditPath(path: string): string {
     .map((kv) => (kv.split("=")[0] ?? "").slice(0, 64) + "=");
   return `${path.slice(0, Math.min(q, 512))}?${names.join("&")}`;
 }
-
-export { isIpLiteral };

@@ -94,6 +94,15 @@ interface Rules {
   redactions: { real: Buffer; placeholder: Buffer }[];
 }
 
+function pending(
+  kind: AuditRecord["kind"],
+  method: string,
+  target: Target | undefined,
+  path: string,
+): Pending {
+  return { kind, method, target, path, started: performance.now(), bytesOut: 0, bytesIn: 0 };
+}
+
 interface Pending {
   kind: AuditRecord["kind"];
   method: string;
@@ -283,15 +292,12 @@ export class EgressProxy {
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const framing = /CONTENT_LENGTH|TRANSFER_ENCODING|INVALID_CHUNK/.test(err.code ?? "");
-    const p: Pending = {
-      kind: this.tunnels.has(socket) ? "https" : "http",
-      method: "",
-      target: this.tunnels.get(socket),
-      path: "",
-      started: performance.now(),
-      bytesOut: 0,
-      bytesIn: 0,
-    };
+    const p = pending(
+      this.tunnels.has(socket) ? "https" : "http",
+      "",
+      this.tunnels.get(socket),
+      "",
+    );
     if (err.code === "ECONNRESET" || !socket.writable) {
       socket.destroy();
       return;
@@ -449,6 +455,52 @@ export class EgressProxy {
     };
   }
 
+  /**
+   * Every check a plain or decrypted request (or WebSocket upgrade) passes before anything leaves:
+   * route, secrets in URL and headers, credentials only over TLS, the outgoing headers, and the
+   * address to dial. A rule that throws refuses.
+   */
+  private async admit(
+    req: IncomingMessage,
+    tunnel: Target | undefined,
+    p: Pending,
+    rules: Rules,
+    tlsUrl: string,
+  ): Promise<
+    | {
+        route: RouteRule;
+        headers: OutgoingHttpHeaders;
+        address: { address: string; family: number };
+      }
+    | { refusal: Refusal; status?: number }
+  > {
+    try {
+      const decision = this.check(req, tunnel, p);
+      if (!decision.allow) return { refusal: decision };
+      const route = decision.route;
+      const finding = this.scanHead(req, route, rules);
+      if (finding) return { refusal: findingRefusal(finding, route) };
+      if (route.auth && tunnel === undefined)
+        return {
+          refusal: refuse(
+            "credential-needs-tls",
+            `"${route.host}" gets a credential, which is only sent over TLS — use ${tlsUrl}`,
+            route,
+          ),
+        };
+      const outgoing = this.outgoingHeaders(req, route);
+      if (!outgoing.allow) return { refusal: outgoing };
+      const address = await this.resolve(p.target as Target);
+      if ("allow" in address)
+        return { refusal: address, status: address.tag === "dns-failed" ? 502 : 403 };
+      return { route, headers: outgoing.headers, address };
+    } catch (err) {
+      return {
+        refusal: refuse("rule-error", `a rule failed (${errorText(err)}); refused to be safe`),
+      };
+    }
+  }
+
   // --- HTTP requests (absolute-form, and decrypted from a tunnel) ----------------------------
 
   private async onRequest(
@@ -457,58 +509,19 @@ export class EgressProxy {
     tunnel: Target | undefined,
   ): Promise<void> {
     const tls = tunnel !== undefined;
-    const p: Pending = {
-      kind: tls ? "https" : "http",
-      method: req.method ?? "",
-      target: tunnel,
-      path: req.url ?? "",
-      started: performance.now(),
-      bytesOut: 0,
-      bytesIn: 0,
-    };
+    const p = pending(tls ? "https" : "http", req.method ?? "", tunnel, req.url ?? "");
     const rules = this.rules;
-    let decision: Decision;
-    let finding: Finding | undefined;
-    let outgoing: { allow: true; headers: OutgoingHttpHeaders } | Refusal;
-    let address: { address: string; family: number } | Refusal;
-    try {
-      decision = this.check(req, tunnel, p);
-      if (!decision.allow) return this.refuseResponse(res, p, decision);
-      finding = this.scanHead(req, decision.route, rules);
-      if (finding) return this.refuseResponse(res, p, findingRefusal(finding, decision.route));
-      if (decision.route.auth && !tls)
-        return this.refuseResponse(
-          res,
-          p,
-          refuse(
-            "credential-needs-tls",
-            `"${decision.route.host}" gets a credential, which is only sent over HTTPS — use an https:// URL`,
-            decision.route,
-          ),
-        );
-      outgoing = this.outgoingHeaders(req, decision.route);
-      if (!outgoing.allow) return this.refuseResponse(res, p, outgoing);
-      address = await this.resolve(p.target as Target);
-      if ("allow" in address)
-        return this.refuseResponse(res, p, address, address.tag === "dns-failed" ? 502 : 403);
-    } catch (err) {
-      return this.refuseResponse(
-        res,
-        p,
-        refuse(
-          "rule-error",
-          `a rule failed (${err instanceof Error ? err.message : "unknown"}); refused to be safe`,
-        ),
-      );
-    }
-    const route = decision.route;
+    const admitted = await this.admit(req, tunnel, p, rules, "an https:// URL");
+    if ("refusal" in admitted)
+      return this.refuseResponse(res, p, admitted.refusal, admitted.status);
+    const { route, headers, address } = admitted;
     const target = p.target as Target;
     const send = tls ? httpsRequest : httpRequest;
     const upstream = send({
       ...this.upstreamOptions(target, tls, address),
       method: req.method,
       path: p.path,
-      headers: outgoing.headers,
+      headers,
     });
     upstream.on("socket", (s: Socket) => s.setNoDelay(true));
     // Plain listeners rather than stream pipelines: a pipeline per request costs an
@@ -607,15 +620,7 @@ export class EgressProxy {
   private onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.setNoDelay(true);
     socket.on("error", () => socket.destroy());
-    const p: Pending = {
-      kind: "connect",
-      method: "CONNECT",
-      target: undefined,
-      path: "",
-      started: performance.now(),
-      bytesOut: 0,
-      bytesIn: 0,
-    };
+    const p = pending("connect", "CONNECT", undefined, "");
     let decision: Decision;
     try {
       const target = parseAuthority(req.url ?? "", 443);
@@ -741,47 +746,13 @@ export class EgressProxy {
   ): Promise<void> {
     const tls = tunnel !== undefined;
     socket.on("error", () => socket.destroy());
-    const p: Pending = {
-      kind: "websocket",
-      method: req.method ?? "GET",
-      target: tunnel,
-      path: req.url ?? "",
-      started: performance.now(),
-      bytesOut: 0,
-      bytesIn: 0,
-    };
+    const p = pending("websocket", req.method ?? "GET", tunnel, req.url ?? "");
     const rules = this.rules;
-    let decision: Decision;
-    let outgoing: { allow: true; headers: OutgoingHttpHeaders } | Refusal;
-    let address: { address: string; family: number } | Refusal;
-    try {
-      decision = this.check(req, tunnel, p);
-      if (!decision.allow) return this.refuseSocket(socket, p, decision);
-      const finding = this.scanHead(req, decision.route, rules);
-      if (finding) return this.refuseSocket(socket, p, findingRefusal(finding, decision.route));
-      if (decision.route.auth && !tls)
-        return this.refuseSocket(
-          socket,
-          p,
-          refuse(
-            "credential-needs-tls",
-            `"${decision.route.host}" gets a credential, which is only sent over TLS — use a wss:// URL`,
-          ),
-        );
-      outgoing = this.outgoingHeaders(req, decision.route);
-      if (!outgoing.allow) return this.refuseSocket(socket, p, outgoing);
-      address = await this.resolve(p.target as Target);
-      if ("allow" in address) return this.refuseSocket(socket, p, address);
-    } catch (err) {
-      return this.refuseSocket(
-        socket,
-        p,
-        refuse("rule-error", `a rule failed (${errorText(err)}); refused to be safe`),
-      );
-    }
-    const route = decision.route;
+    const admitted = await this.admit(req, tunnel, p, rules, "a wss:// URL");
+    if ("refusal" in admitted) return this.refuseSocket(socket, p, admitted.refusal);
+    const { route, address } = admitted;
     const headers = {
-      ...outgoing.headers,
+      ...admitted.headers,
       connection: "Upgrade",
       upgrade: req.headers.upgrade ?? "websocket",
     };

@@ -6,12 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { run } from "../../../src/exec/run.js";
 import type { AuditRecord } from "../../../src/shared/egress-config.js";
 import { placeholderFor } from "../../../src/shared/placeholders.js";
+import { createCa } from "../../../src/state/bottle-state.js";
 import { TestBottles } from "../../helpers/bottles.js";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures");
@@ -40,29 +41,18 @@ async function received(container: string): Promise<Seen[]> {
     .map((l) => JSON.parse(l) as Seen);
 }
 
-/** A test CA and one leaf for every upstream name, made with openssl. */
+/** A test CA and one leaf for every upstream name. */
 async function makeCerts(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  // The same kind of CA a bottle gets, made the same way (ca/ca.crt, ca/ca.key).
+  await createCa(join(dir, "ca"), "test upstream");
   const o = (args: string[]) => run("openssl", args, { cwd: dir });
-  await o(
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=bot-bottle test upstream CA",
-    ]),
-  );
   await o([
     "req",
     "-x509",
     "-CA",
-    "ca.crt",
+    "ca/ca.crt",
     "-CAkey",
-    "ca.key",
+    "ca/ca.key",
     "-newkey",
     "ec",
     "-pkeyopt",
@@ -114,7 +104,7 @@ describe(
           extra_hosts: Object.fromEntries(
             [...NAMES, "pinned.example.test"].map((n) => [n, upstreamIp]),
           ),
-          trust_ca: join(certs, "ca.crt"),
+          trust_ca: join(certs, "ca", "ca.crt"),
           network: net,
         },
       };
@@ -161,7 +151,7 @@ describe(
       upstreamIp = await t.ip(upstream, net);
       await writeManifest();
       await copyFile(join(FIXTURES, "proxy-client.mjs"), join(t.workspace, "proxy-client.mjs"));
-      await copyFile(join(certs, "ca.crt"), join(t.workspace, "upstream-ca.crt"));
+      await copyFile(join(certs, "ca", "ca.crt"), join(t.workspace, "upstream-ca.crt"));
       t.env[TOKEN_ENV] = TOKEN;
       slug = await t.start(agent);
       placeholder = placeholderFor(TOKEN, TOKEN_ENV, slug);
