@@ -1,0 +1,617 @@
+/**
+ * WebSocket relaying (RFC 6455) for the egress proxy. After an upgrade is answered 101 the
+ * connection is still the proxy's: every frame from either side is parsed, each message the
+ * agent sends runs through a streaming secret scan (one scan spanning all of its fragments) and
+ * each message that comes back through a redactor, and only what those release is forwarded, in
+ * frames the relay encodes itself. A finding, a protocol error or the proxy's own `close` ends the
+ * connection with a close frame to both sides.
+ *
+ * No extension is ever in effect: the proxy drops `Sec-WebSocket-Extensions` from the upgrade
+ * request (`withoutExtensions`) and refuses a 101 that names one (`checkUpgradeResponse`), so a
+ * frame with a reserved bit set (a compressed one, say) is a protocol error here.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
+import type { Duplex } from "node:stream";
+
+// --- the upgrade handshake --------------------------------------------------------------------
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** The Sec-WebSocket-Accept a server must answer `key` with. */
+export function acceptFor(key: string): string {
+  return createHash("sha1")
+    .update(key + GUID)
+    .digest("base64");
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value;
+}
+
+/**
+ * True only for a WebSocket opening handshake the relay can carry: GET, `Upgrade: websocket` as
+ * the one token, `Connection` listing `upgrade`, a well-formed `Sec-WebSocket-Key` and version 13.
+ * Every other upgrade (h2c, a second protocol, an old draft) is the proxy's to refuse.
+ */
+export function isWebSocketUpgrade(req: {
+  method?: string | undefined;
+  headers: IncomingHttpHeaders;
+}): boolean {
+  const { headers } = req;
+  if (req.method !== "GET") return false;
+  if (single(headers.upgrade)?.trim().toLowerCase() !== "websocket") return false;
+  const connection = single(headers.connection)?.toLowerCase().split(",") ?? [];
+  if (!connection.some((token) => token.trim() === "upgrade")) return false;
+  const key = single(headers["sec-websocket-key"])?.trim() ?? "";
+  if (!/^[A-Za-z0-9+/]{21}[AQgw]==$/.test(key)) return false;
+  return single(headers["sec-websocket-version"])?.trim() === "13";
+}
+
+/** The upgrade request's headers without `Sec-WebSocket-Extensions`, whatever its spelling. */
+export function withoutExtensions<T extends Record<string, unknown>>(headers: T): T {
+  const out: Record<string, unknown> = { ...headers };
+  for (const name of Object.keys(out))
+    if (name.toLowerCase() === "sec-websocket-extensions") delete out[name];
+  return out as T;
+}
+
+/**
+ * Why the upstream's 101 must be refused, or undefined when the relay can carry it: an upstream
+ * that negotiates an extension (permessage-deflate would hide every payload from the scan),
+ * switches to something other than websocket, or (given the request's key) answers with the
+ * wrong Sec-WebSocket-Accept.
+ */
+export function checkUpgradeResponse(
+  headers: IncomingHttpHeaders,
+  key?: string,
+): string | undefined {
+  if (headers["sec-websocket-extensions"] !== undefined)
+    return "the upstream negotiated a WebSocket extension, which the proxy does not allow";
+  if (single(headers.upgrade)?.trim().toLowerCase() !== "websocket")
+    return "the upstream switched to a protocol other than websocket";
+  if (key !== undefined && single(headers["sec-websocket-accept"])?.trim() !== acceptFor(key))
+    return "the upstream answered with a wrong Sec-WebSocket-Accept";
+  return undefined;
+}
+
+// --- frames -----------------------------------------------------------------------------------
+
+export const Opcode = {
+  continuation: 0x0,
+  text: 0x1,
+  binary: 0x2,
+  close: 0x8,
+  ping: 0x9,
+  pong: 0xa,
+} as const;
+
+const KNOWN_OPCODES: ReadonlySet<number> = new Set(Object.values(Opcode));
+
+/** A frame the relay will not carry: 1002 (protocol error) or 1009 (message too big). */
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: 1002 | 1009,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface FrameHeader {
+  fin: boolean;
+  opcode: number;
+  length: number;
+}
+
+/** What a parser delivers, in order. Payloads are unmasked. */
+export interface FrameSink {
+  dataStart(header: FrameHeader): void;
+  dataPayload(bytes: Buffer): void;
+  dataEnd(header: FrameHeader): void;
+  /** A whole control frame (ping, pong, close). */
+  control(opcode: number, payload: Buffer): void;
+}
+
+/** XORs `data` with `key` starting at `offset` bytes into the frame's payload, into a new buffer. */
+function xorMask(data: Buffer, key: Buffer, offset: number): Buffer {
+  const out = Buffer.allocUnsafe(data.length);
+  const k0 = key[offset & 3] ?? 0;
+  const k1 = key[(offset + 1) & 3] ?? 0;
+  const k2 = key[(offset + 2) & 3] ?? 0;
+  const k3 = key[(offset + 3) & 3] ?? 0;
+  const n = data.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    out[i] = (data[i] ?? 0) ^ k0;
+    out[i + 1] = (data[i + 1] ?? 0) ^ k1;
+    out[i + 2] = (data[i + 2] ?? 0) ^ k2;
+    out[i + 3] = (data[i + 3] ?? 0) ^ k3;
+  }
+  for (; i < n; i++) out[i] = (data[i] ?? 0) ^ (key[(offset + i) & 3] ?? 0);
+  return out;
+}
+
+/**
+ * An incremental frame parser for one direction: bytes in, in chunks of any size (a header may
+ * arrive a byte at a time); frames out to the sink as soon as their bytes are here, data
+ * payloads in pieces, never buffered whole. Throws ProtocolError on the first frame it will not
+ * carry. Nothing after a close frame is read.
+ */
+export class FrameParser {
+  private readonly head = Buffer.alloc(14);
+  private have = 0;
+  private need = 2;
+  private sized = false;
+  private header: FrameHeader | undefined;
+  private remaining = 0;
+  private offset = 0;
+  private masked = false;
+  private readonly key = Buffer.alloc(4);
+  private controlPayload: Buffer[] = [];
+  private closed = false;
+
+  /**
+   * @param fromClient frames from the client must be masked, frames from the server must not be
+   * @param maxFrameBytes a data frame claiming more is refused with 1009
+   */
+  constructor(
+    private readonly fromClient: boolean,
+    private readonly maxFrameBytes: number,
+    private readonly sink: FrameSink,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let i = 0;
+    while (!this.closed) {
+      if (this.header === undefined) {
+        const take = Math.min(this.need - this.have, chunk.length - i);
+        chunk.copy(this.head, this.have, i, i + take);
+        this.have += take;
+        i += take;
+        if (this.have < this.need) return;
+        if (!this.sized) {
+          this.need = this.headerLength();
+          this.sized = true;
+          if (this.have < this.need) continue;
+        }
+        this.begin();
+        continue;
+      }
+      if (i >= chunk.length) return;
+      const take = Math.min(this.remaining, chunk.length - i);
+      this.payload(chunk.subarray(i, i + take));
+      i += take;
+    }
+  }
+
+  /** Checks the first two bytes; the whole header's length. */
+  private headerLength(): number {
+    const b0 = this.head[0] ?? 0;
+    const b1 = this.head[1] ?? 0;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    const len7 = b1 & 0x7f;
+    if (b0 & 0x70) throw new ProtocolError(1002, "reserved bits set (no extension was negotiated)");
+    if (!KNOWN_OPCODES.has(opcode)) throw new ProtocolError(1002, `unknown opcode ${opcode}`);
+    if (masked !== this.fromClient)
+      throw new ProtocolError(
+        1002,
+        this.fromClient ? "an unmasked frame from the client" : "a masked frame from the server",
+      );
+    if (opcode & 0x8) {
+      if (!(b0 & 0x80)) throw new ProtocolError(1002, "a fragmented control frame");
+      if (len7 > 125) throw new ProtocolError(1002, "a control frame longer than 125 bytes");
+    }
+    return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
+  }
+
+  private begin(): void {
+    const b0 = this.head[0] ?? 0;
+    const b1 = this.head[1] ?? 0;
+    let length = b1 & 0x7f;
+    let at = 2;
+    if (length === 126) {
+      length = this.head.readUInt16BE(2);
+      at = 4;
+    } else if (length === 127) {
+      const high = this.head.readUInt32BE(2);
+      if (high & 0x80000000)
+        throw new ProtocolError(1002, "a 64-bit frame length with the most significant bit set");
+      length = high * 2 ** 32 + this.head.readUInt32BE(6);
+      at = 10;
+    }
+    this.masked = (b1 & 0x80) !== 0;
+    if (this.masked) this.head.copy(this.key, 0, at, at + 4);
+    const header = { fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, length };
+    if (!(header.opcode & 0x8) && length > this.maxFrameBytes)
+      throw new ProtocolError(
+        1009,
+        `a frame of ${length} bytes (the limit is ${this.maxFrameBytes})`,
+      );
+    this.header = header;
+    this.remaining = length;
+    this.offset = 0;
+    this.have = 0;
+    this.need = 2;
+    this.sized = false;
+    if (!(header.opcode & 0x8)) this.sink.dataStart(header);
+    if (length === 0) this.finish(header);
+  }
+
+  private payload(piece: Buffer): void {
+    const header = this.header;
+    if (header === undefined) return;
+    const bytes = this.masked ? xorMask(piece, this.key, this.offset) : piece;
+    this.offset += bytes.length;
+    this.remaining -= bytes.length;
+    if (header.opcode & 0x8) this.controlPayload.push(bytes);
+    else if (bytes.length) this.sink.dataPayload(bytes);
+    if (this.remaining === 0) this.finish(header);
+  }
+
+  private finish(header: FrameHeader): void {
+    this.header = undefined;
+    if (!(header.opcode & 0x8)) return this.sink.dataEnd(header);
+    const payload = Buffer.concat(this.controlPayload);
+    this.controlPayload = [];
+    if (header.opcode === Opcode.close) this.closed = true;
+    this.sink.control(header.opcode, payload);
+  }
+}
+
+let maskPool = Buffer.alloc(0);
+let maskAt = 0;
+
+function freshMask(): Buffer {
+  if (maskAt + 4 > maskPool.length) {
+    maskPool = randomBytes(4096);
+    maskAt = 0;
+  }
+  maskAt += 4;
+  return maskPool.subarray(maskAt - 4, maskAt);
+}
+
+/** One frame, as the buffers to write: masked with a fresh random key when `mask` (client→server). */
+export function encodeFrame(
+  opcode: number,
+  fin: boolean,
+  payload: Buffer,
+  mask: boolean,
+): Buffer[] {
+  const length = payload.length;
+  const ext = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
+  const head = Buffer.allocUnsafe(2 + ext + (mask ? 4 : 0));
+  head[0] = (fin ? 0x80 : 0) | opcode;
+  head[1] = (mask ? 0x80 : 0) | (ext === 0 ? length : ext === 2 ? 126 : 127);
+  if (ext === 2) head.writeUInt16BE(length, 2);
+  if (ext === 8) {
+    head.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    head.writeUInt32BE(length >>> 0, 6);
+  }
+  if (!mask) return length ? [head, payload] : [head];
+  const key = freshMask();
+  key.copy(head, 2 + ext);
+  return length ? [head, xorMask(payload, key, 0)] : [head];
+}
+
+/** A close frame's payload: the code and a reason cut to fit the 125-byte limit. */
+export function closePayload(code: number, reason: string): Buffer {
+  // Printable ASCII only, so the cut never splits a character.
+  const text = reason.replace(/[^\x20-\x7e]/g, "?").slice(0, 123);
+  const payload = Buffer.alloc(2 + text.length);
+  payload.writeUInt16BE(code, 0);
+  payload.write(text, 2, "latin1");
+  return payload;
+}
+
+/** Codes an endpoint may send in a close frame (RFC 6455 7.4, plus the registered 1012-1014). */
+function validCloseCode(code: number): boolean {
+  return (
+    (code >= 1000 && code <= 1003) ||
+    (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999)
+  );
+}
+
+// --- the relay --------------------------------------------------------------------------------
+
+/** A streaming transformation of one message's payload: a scan (agent→upstream) or a redactor. */
+export interface MessageScan<F> {
+  push(chunk: Buffer): { forward: Buffer; finding?: F };
+  end(): Buffer;
+}
+
+export interface MessageRedact {
+  push(chunk: Buffer): Buffer;
+  end(): Buffer;
+}
+
+export interface RelayStats {
+  /** Bytes read from the agent. */
+  bytesOut: number;
+  /** Bytes read from the upstream. */
+  bytesIn: number;
+  /** Why the connection ended, for the audit line. */
+  why: string;
+}
+
+export interface RelayOptions<F> {
+  /** The agent's socket: its frames are masked (client→server). */
+  agent: Duplex;
+  /** The upstream's socket: its frames are unmasked (server→client). */
+  upstream: Duplex;
+  /** Bytes the agent sent past its upgrade request's head. */
+  agentHead?: Buffer;
+  /** Bytes the upstream sent past its 101's head. */
+  upstreamHead?: Buffer;
+  /** A fresh streaming scan, one per message (and one per control frame) the agent sends. */
+  scan: () => MessageScan<F>;
+  /** A fresh redactor, one per message (and per control frame) from the upstream; none: as is. */
+  redact: () => MessageRedact | undefined;
+  /**
+   * Called once, on the first finding, after the relay has stopped forwarding and closed: the
+   * agent gets a 1008 close frame with the reason, the upstream one that says only "refused",
+   * and both sockets are ended.
+   */
+  onFinding: (finding: F) => void;
+  /** The close frame's short reason for a finding (sent to the agent after "bot-bottle: "). */
+  describe?: (finding: F) => string;
+  /** Called once, when both sockets have closed. */
+  onClose: (stats: RelayStats) => void;
+  /** Default 16 MiB. */
+  maxFrameBytes?: number;
+  /** Default 64 MiB, across a message's fragments. */
+  maxMessageBytes?: number;
+}
+
+export interface WebSocketRelay {
+  /**
+   * Ends the connection from the proxy's side (its route was removed, the proxy is closing):
+   * a close frame with `code` and "bot-bottle: <reason>" to both sides, then both sockets ended.
+   */
+  close(code: number, reason: string): void;
+}
+
+/** Writing side's buffer above which the reading side is paused until it drains. */
+const HIGH_WATER = 1024 * 1024;
+/** How long an ended socket may take to close before it is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
+class Found<F> extends Error {
+  constructor(readonly finding: F) {
+    super("finding");
+  }
+}
+
+interface Message<F> {
+  opcode: number;
+  transform: MessageScan<F>;
+  /** A frame of this message has been sent: the next ones are continuations. */
+  started: boolean;
+  bytes: number;
+}
+
+/** One direction's message state: frames in from the parser, re-encoded frames out. */
+class Direction<F> implements FrameSink {
+  private message: Message<F> | undefined;
+  private out: Buffer[] = [];
+  /** A close frame was passed on this way (so the relay must not send another). */
+  closeCode: number | undefined;
+
+  constructor(
+    private readonly toServer: boolean,
+    private readonly transform: () => MessageScan<F>,
+    private readonly maxMessageBytes: number,
+  ) {}
+
+  /** The frames to write for what has been parsed so far. */
+  take(): Buffer | undefined {
+    if (this.out.length === 0) return undefined;
+    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out);
+    this.out = [];
+    return data;
+  }
+
+  dataStart(header: FrameHeader): void {
+    if (header.opcode === Opcode.continuation) {
+      if (this.message === undefined)
+        throw new ProtocolError(1002, "a continuation frame with no message to continue");
+    } else {
+      if (this.message !== undefined)
+        throw new ProtocolError(1002, "a new message inside a fragmented one");
+      this.message = {
+        opcode: header.opcode,
+        transform: this.transform(),
+        started: false,
+        bytes: 0,
+      };
+    }
+    if (this.message.bytes + header.length > this.maxMessageBytes)
+      throw new ProtocolError(1009, `a message over ${this.maxMessageBytes} bytes`);
+  }
+
+  dataPayload(bytes: Buffer): void {
+    const m = this.message;
+    if (m === undefined) return;
+    m.bytes += bytes.length;
+    const r = m.transform.push(bytes);
+    if (r.finding !== undefined) throw new Found(r.finding);
+    this.emit(m, r.forward, false);
+  }
+
+  dataEnd(header: FrameHeader): void {
+    const m = this.message;
+    if (m === undefined || !header.fin) return;
+    this.message = undefined;
+    this.emit(m, m.transform.end(), true);
+  }
+
+  control(opcode: number, payload: Buffer): void {
+    const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+    if (opcode === Opcode.close) {
+      if (payload.length === 1) throw new ProtocolError(1002, "a close frame with a 1-byte body");
+      if (payload.length >= 2 && !validCloseCode(code))
+        throw new ProtocolError(1002, `a close frame with code ${code}`);
+    }
+    const t = this.transform();
+    const r = t.push(payload);
+    if (r.finding !== undefined) throw new Found(r.finding);
+    const forward = Buffer.concat([r.forward, t.end()]);
+    this.out.push(...encodeFrame(opcode, true, forward, this.toServer));
+    if (opcode === Opcode.close) this.closeCode = code;
+  }
+
+  private emit(m: Message<F>, bytes: Buffer, fin: boolean): void {
+    if (!fin && bytes.length === 0) return;
+    this.out.push(
+      ...encodeFrame(m.started ? Opcode.continuation : m.opcode, fin, bytes, this.toServer),
+    );
+    m.started = true;
+  }
+}
+
+/**
+ * Relays one upgraded WebSocket connection between the agent and the upstream, frame by frame,
+ * scanning what the agent sends and redacting what comes back. Returns the proxy's handle to
+ * close it.
+ */
+export function relayWebSocket<F>(opts: RelayOptions<F>): WebSocketRelay {
+  const { agent, upstream } = opts;
+  const maxFrameBytes = opts.maxFrameBytes ?? 16 * 1024 * 1024;
+  const maxMessageBytes = opts.maxMessageBytes ?? 64 * 1024 * 1024;
+  let bytesOut = 0;
+  let bytesIn = 0;
+  let why: string | undefined;
+  let grace: NodeJS.Timeout | undefined;
+
+  const toUpstream = new Direction<F>(true, opts.scan, maxMessageBytes);
+  const toAgent = new Direction<F>(
+    false,
+    () => {
+      const r = opts.redact();
+      return r === undefined
+        ? { push: (chunk) => ({ forward: chunk }), end: () => Buffer.alloc(0) }
+        : { push: (chunk) => ({ forward: r.push(chunk) }), end: () => r.end() };
+    },
+    maxMessageBytes,
+  );
+  const fromAgent = new FrameParser(true, maxFrameBytes, toUpstream);
+  const fromUpstream = new FrameParser(false, maxFrameBytes, toAgent);
+
+  const write = (to: Duplex, data: Buffer | undefined): void => {
+    if (data !== undefined && data.length && !to.destroyed && !to.writableEnded) to.write(data);
+  };
+
+  const shutdown = (reason: string, toAgentFrame?: Buffer, toUpstreamFrame?: Buffer): void => {
+    if (why !== undefined) return;
+    why = reason;
+    write(agent, toAgentFrame);
+    write(upstream, toUpstreamFrame);
+    for (const s of [agent, upstream]) {
+      if (!s.destroyed && !s.writableEnded) s.end();
+      // Read on to the end (discarding) so the peer's FIN is seen and the socket can close.
+      s.resume();
+    }
+    grace = setTimeout(() => {
+      agent.destroy();
+      upstream.destroy();
+    }, CLOSE_GRACE_MS);
+    grace.unref();
+  };
+
+  /** A close frame to each side that has not had one yet, then shutdown. */
+  const closeBoth = (code: number, reason: string, upstreamReason = reason): void => {
+    const frame = (text: string, mask: boolean): Buffer =>
+      Buffer.concat(
+        encodeFrame(Opcode.close, true, closePayload(code, `bot-bottle: ${text}`), mask),
+      );
+    shutdown(
+      reason,
+      toAgent.closeCode === undefined ? frame(reason, false) : undefined,
+      toUpstream.closeCode === undefined ? frame(upstreamReason, true) : undefined,
+    );
+  };
+
+  const feed = (
+    parser: FrameParser,
+    direction: Direction<F>,
+    chunk: Buffer,
+    from: Duplex,
+    to: Duplex,
+  ): void => {
+    if (why !== undefined) return;
+    try {
+      parser.push(chunk);
+    } catch (err) {
+      // What was parsed cleanly before the failure still goes; nothing after it.
+      write(to, direction.take());
+      if (err instanceof Found) {
+        const finding = err.finding as F;
+        const short = opts.describe?.(finding) ?? "a secret in a message";
+        // Closed first, so nothing the finding's handler does can let another byte through.
+        closeBoth(1008, `refused: ${short}`, "refused");
+        opts.onFinding(finding);
+      } else if (err instanceof ProtocolError) {
+        closeBoth(err.code, `protocol error: ${err.message}`);
+      } else {
+        closeBoth(1011, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return;
+    }
+    write(to, direction.take());
+    if (toUpstream.closeCode !== undefined && toAgent.closeCode !== undefined)
+      return shutdown(`closed (${toUpstream.closeCode}/${toAgent.closeCode})`);
+    if (to.writableLength > HIGH_WATER && !from.isPaused()) {
+      from.pause();
+      to.once("drain", () => {
+        if (why === undefined) from.resume();
+      });
+    }
+  };
+
+  let open = 2;
+  const closed = (): void => {
+    if (--open > 0) return;
+    if (grace !== undefined) clearTimeout(grace);
+    opts.onClose({ bytesOut, bytesIn, why: why ?? "closed" });
+  };
+  const watch = (s: Duplex, name: string): void => {
+    s.on("error", (err: Error) => {
+      shutdown(`${name} error: ${err.message}`);
+      s.destroy();
+    });
+    s.on("end", () => shutdown(`${name} ended the connection`));
+    if (s.closed) queueMicrotask(closed);
+    else
+      s.once("close", () => {
+        shutdown(`${name} closed the connection`);
+        closed();
+      });
+  };
+  watch(agent, "the agent");
+  watch(upstream, "the upstream");
+
+  if (opts.upstreamHead?.length) {
+    bytesIn += opts.upstreamHead.length;
+    feed(fromUpstream, toAgent, opts.upstreamHead, upstream, agent);
+  }
+  if (opts.agentHead?.length) {
+    bytesOut += opts.agentHead.length;
+    feed(fromAgent, toUpstream, opts.agentHead, agent, upstream);
+  }
+  agent.on("data", (chunk: Buffer) => {
+    bytesOut += chunk.length;
+    feed(fromAgent, toUpstream, chunk, agent, upstream);
+  });
+  upstream.on("data", (chunk: Buffer) => {
+    bytesIn += chunk.length;
+    feed(fromUpstream, toAgent, chunk, upstream, agent);
+  });
+
+  return {
+    close(code: number, reason: string): void {
+      closeBoth(code, reason);
+    },
+  };
+}
