@@ -368,7 +368,8 @@ export interface RelayOptions<F> {
 export interface WebSocketRelay {
   /**
    * Ends the connection from the proxy's side (its route was removed, the proxy is closing):
-   * a close frame with `code` and "bot-bottle: <reason>" to both sides, then both sockets ended.
+   * a close frame with `code` and "bot-bottle: <reason>" to both sides (the prefix is not
+   * doubled when `reason` already has it), then both sockets ended.
    */
   close(code: number, reason: string): void;
 }
@@ -522,10 +523,10 @@ export function relayWebSocket<F>(opts: RelayOptions<F>): WebSocketRelay {
 
   /** A close frame to each side that has not had one yet, then shutdown. */
   const closeBoth = (code: number, reason: string, upstreamReason = reason): void => {
-    const frame = (text: string, mask: boolean): Buffer =>
-      Buffer.concat(
-        encodeFrame(Opcode.close, true, closePayload(code, `bot-bottle: ${text}`), mask),
-      );
+    const frame = (text: string, mask: boolean): Buffer => {
+      const said = text.startsWith("bot-bottle: ") ? text : `bot-bottle: ${text}`;
+      return Buffer.concat(encodeFrame(Opcode.close, true, closePayload(code, said), mask));
+    };
     shutdown(
       reason,
       toAgent.closeCode === undefined ? frame(reason, false) : undefined,

@@ -414,6 +414,13 @@ describe("websocket relay", () => {
     assert.equal(t.closes.length, 1, "onClose is called once");
   });
 
+  test("a reason that already names bot-bottle is not prefixed twice", async () => {
+    const t = setup();
+    t.handle.close(1008, "bot-bottle: the route was removed");
+    await t.closed;
+    assert.equal(closeOf(t.agent.received())?.reason, "bot-bottle: the route was removed");
+  });
+
   test("a close handshake is forwarded both ways, then both sockets end", async () => {
     const t = setup();
     t.agentFar.write(frame(8, Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65])));
