@@ -6,7 +6,7 @@ import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { checkBridgeIsolation } from "../backends/docker/isolation.js";
+import { checkBridgeIsolation, isolationRefusal } from "../backends/docker/isolation.js";
 import { LABEL_SCHEMA_VERSION, LABELS } from "../shared/labels.js";
 import { BotBottleError, EXIT } from "../errors.js";
 import { DockerCli, engineFailureReason } from "../backends/docker/cli.js";
@@ -93,32 +93,19 @@ async function isolationCheck(docker: DockerCli): Promise<Check> {
     };
   }
   try {
-    const result = checkBridgeIsolation(bridge);
-    switch (result.verdict) {
-      case "closed":
-        return {
-          name: check,
-          status: "ok",
-          detail:
-            "the agent's internal bridge holds no host address: host services are out of reach",
-        };
-      case "open":
-        return {
-          name: check,
-          status: "fail",
-          detail: `the internal bridge holds the host address ${result.address}: an agent could reach services on the host`,
-          remedy:
-            "this engine ignores com.docker.network.bridge.inhibit_ipv4; use a newer Docker engine (start refuses here)",
-        };
-      case "unverifiable":
-        return {
-          name: check,
-          status: "warn",
-          detail: `cannot verify: ${result.why}`,
-          remedy:
-            "run bot-bottle on the engine's own host to verify that agents cannot reach host services",
-        };
-    }
+    const refusal = isolationRefusal(bridge, checkBridgeIsolation(bridge));
+    if (refusal)
+      return {
+        name: check,
+        status: "fail",
+        detail: refusal.message,
+        remedy: `${refusal.remedy} (start refuses here)`,
+      };
+    return {
+      name: check,
+      status: "ok",
+      detail: "the agent's internal bridge holds no host address: host services are out of reach",
+    };
   } finally {
     await docker.run(["network", "rm", name]).catch(() => undefined);
   }

@@ -1,12 +1,13 @@
 import { stat } from "node:fs/promises";
-import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { DockerBackend } from "../backends/docker/backend.js";
 import { DockerCli } from "../backends/docker/cli.js";
 import { RefusedError } from "../errors.js";
 import { stopBottle } from "../lifecycle/bottles.js";
 import { launch, prepare, refuseMissingHostParts } from "../lifecycle/start.js";
+import { liveBottles, refuseSharedExposures } from "../lifecycle/trust.js";
 import { describePlan, planNotes } from "../plan/summary.js";
+import { confirm, interactive } from "./confirm.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { loadFromOptions, type GlobalOptions } from "./manifest-options.js";
@@ -19,16 +20,6 @@ interface StartOptions {
   dryRun?: boolean;
   json?: boolean;
   keep?: boolean;
-}
-
-async function confirm(ctx: CliContext, question: string): Promise<boolean> {
-  if (!ctx.stdin) return false;
-  const rl = createInterface({ input: ctx.stdin, output: ctx.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
 }
 
 export function registerStart(program: Command, ctx: CliContext): void {
@@ -52,15 +43,15 @@ export function registerStart(program: Command, ctx: CliContext): void {
         return;
       }
       refuseMissingHostParts(manifest, ctx.env);
+      const docker = new DockerCli(ctx.env);
+      const backend = new DockerBackend(docker);
+      await refuseSharedExposures(plan, await liveBottles(backend));
       for (const line of describePlan(plan)) writeLine(ctx.stderr, line);
       const owner = await stat(plan.workspace.host);
       for (const note of planNotes(plan, owner)) writeLine(ctx.stderr, `note: ${note}`);
-      const interactive = ctx.stdin?.isTTY === true && ctx.env["CI"] !== "true";
-      if (interactive && !options.yes && !(await confirm(ctx, "Start this bottle? [y/N] ")))
+      if (interactive(ctx) && !options.yes && !(await confirm(ctx, "Start this bottle? [y/N] ")))
         throw new RefusedError("not started", "answer y, or pass --yes");
 
-      const docker = new DockerCli(ctx.env);
-      const backend = new DockerBackend(docker);
       // Ctrl-C or SIGTERM during the start: roll back what exists, keep the state dir.
       const abandon = (signal: NodeJS.Signals) => {
         writeLine(ctx.stderr, `bot-bottle: ${signal} during start; removing ${plan.slug}`);

@@ -1,7 +1,9 @@
 /**
  * `bot-bottle egress apply`: the bottle's routes, re-read from the (edited) manifest, written
  * atomically to the bundle and reloaded without a restart. Everything that can be checked is
- * checked before anything changes; the bundle confirms the new generation or the apply fails.
+ * checked before anything changes: the manifest and the files it names must lie outside every
+ * running bottle's workspace, and whatever the new routes let out that the running ones do not is
+ * shown and must be approved. The bundle confirms the new generation or the apply fails.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -11,11 +13,14 @@ import { waitForEvent } from "../backends/docker/wait.js";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import type { ManifestIndex } from "../manifest/index.js";
 import { egressConfigFor } from "../plan/egress.js";
+import { egressWidening, type Widening } from "../plan/egress-diff.js";
+import { trustedFiles } from "../plan/plan.js";
 import { describeRoutes } from "../plan/summary.js";
 import type { EgressConfig } from "../shared/egress-config.js";
 import { writeFileAtomic, writeJsonAtomic } from "../state/files.js";
 import { readMetadata } from "../state/bottle-state.js";
 import { NoSuchBottleError } from "./bottles.js";
+import { findExposures, liveBottles, refuseExposures } from "./trust.js";
 
 const RELOAD_DEADLINE_MS = 10_000;
 
@@ -27,7 +32,11 @@ export class ReloadError extends BotBottleError {
 }
 
 export interface ApplyResult {
+  /** The manifest the routes were read from. */
+  file: string;
   generation: number;
+  /** What the new routes let out that the old ones did not (approved before loading). */
+  widening: Widening[];
   added: string[];
   removed: string[];
   lines: string[];
@@ -37,22 +46,36 @@ const routeKey = (r: EgressConfig["routes"][number]) => JSON.stringify(r);
 
 export async function applyEgress(options: {
   slug: string;
-  index: ManifestIndex;
+  /** The manifest the operator named (-f, BOT_BOTTLE_MANIFEST); else the one the bottle started from. */
+  file: string | undefined;
+  load: (file: string) => Promise<ManifestIndex>;
   backend: DockerBackend;
   docker: DockerCli;
   stateDir: string;
+  /** Called when the new routes widen what the bottle may reach; throws to apply nothing. */
+  approve: (widening: readonly Widening[]) => Promise<void>;
 }): Promise<ApplyResult> {
-  const { slug, index, backend, docker, stateDir } = options;
+  const { slug, backend, docker, stateDir } = options;
   const bundle = (await backend.resources(slug)).find(
     (r) => r.kind === "container" && r.role === "bundle" && r.state === "running",
   );
   if (!bundle) throw new NoSuchBottleError(slug);
   const meta = await readMetadata(stateDir);
   if (!meta) throw new NoSuchBottleError(slug, `its state dir ${stateDir} has no metadata.json`);
+  // Files an agent can write are not the operator's word: not this bottle's, nor any other's.
+  const workspaces = [
+    { path: meta.workspace, owner: "this bottle" },
+    ...(await liveBottles(backend))
+      .filter((b) => b.slug !== slug)
+      .map((b) => ({ path: b.workspace, owner: `the running bottle ${b.slug}` })),
+  ];
+  const file = options.file ?? meta.manifest.file;
+  refuseExposures(await findExposures([{ what: "the manifest", path: file }], workspaces));
+  const index = await options.load(file);
   if (!Object.hasOwn(index.data.agents, meta.agent))
     throw new UsageError(
       `the manifest ${index.file} has no agent "${meta.agent}" (the agent of ${slug})`,
-      "apply from the manifest the bottle was started from (-f FILE)",
+      `apply from the manifest the bottle was started from (-f ${meta.manifest.file})`,
     );
   const manifest = index.select(meta.agent);
   if (manifest.bottle.name !== meta.bottle)
@@ -62,6 +85,8 @@ export async function applyEgress(options: {
         meta.bottle +
         ".egress, or start a new bottle",
     );
+
+  refuseExposures(await findExposures(trustedFiles(manifest), workspaces));
 
   const configDir = join(stateDir, "bundle");
   const current = JSON.parse(
@@ -79,11 +104,19 @@ export async function applyEgress(options: {
   });
   next.secretEnv = current.secretEnv;
 
-  if (manifest.bottle.egress.trust_ca)
-    await writeFileAtomic(
-      join(configDir, "trust-ca.pem"),
-      await readFile(manifest.bottle.egress.trust_ca),
-    );
+  const trustCa = manifest.bottle.egress.trust_ca
+    ? await readFile(manifest.bottle.egress.trust_ca)
+    : undefined;
+  const runningCa = current.trustCaFile
+    ? await readFile(join(configDir, "trust-ca.pem")).catch(() => undefined)
+    : undefined;
+  const widening = egressWidening(current, next, {
+    before: runningCa?.toString("utf8"),
+    after: trustCa?.toString("utf8"),
+  });
+  if (widening.length > 0) await options.approve(widening);
+
+  if (trustCa) await writeFileAtomic(join(configDir, "trust-ca.pem"), trustCa);
   const since = new Date(Date.now() - 1000).toISOString();
   await writeJsonAtomic(join(configDir, "egress.json"), next);
   await docker.run(["kill", "--signal", "HUP", bundle.name]);
@@ -111,7 +144,9 @@ export async function applyEgress(options: {
   const before = new Set(current.routes.map(routeKey));
   const after = new Set(next.routes.map(routeKey));
   return {
+    file: index.file,
     generation: next.generation,
+    widening,
     added: next.routes.filter((r) => !before.has(routeKey(r))).map((r) => r.host),
     removed: current.routes.filter((r) => !after.has(routeKey(r))).map((r) => r.host),
     lines: describeRoutes(next),

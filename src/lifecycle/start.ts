@@ -18,6 +18,7 @@ import { installCa } from "../provision/ca.js";
 import { placeholderFor } from "../shared/placeholders.js";
 import { agentImageFor, newId, planBottle, type BottlePlan } from "../plan/plan.js";
 import { createState, metadataFromPlan, updateMetadata } from "../state/bottle-state.js";
+import { refuseOwnExposures } from "./trust.js";
 import { stateRoot } from "../state/paths.js";
 
 export class NotReadyError extends BotBottleError {
@@ -60,12 +61,14 @@ export interface PrepareOptions {
 export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
   const { manifest, env } = options;
   const workspace = await checkWorkspace(options.workspace, env);
-  return planBottle(manifest, {
+  const plan = planBottle(manifest, {
     id: newId(randomBytes),
     workspace,
     stateRoot: stateRoot(env),
     images: { agent: agentImageFor(manifest.agent.template), bundle: "bot-bottle/bundle:latest" },
   });
+  await refuseOwnExposures(plan);
+  return plan;
 }
 
 /** Everything a bottle needs from this host before anything is created. */

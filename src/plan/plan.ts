@@ -61,6 +61,8 @@ export interface BottlePlan {
     uid: number;
     /** Existing Docker networks the bundle also joins (egress.network); never the agent. */
     extraNetworks: string[];
+    /** A runaway or attacked daemon starves only its own bottle; the proxy peaks near 140 MB. */
+    limits: { memory: string; pids: number; cpus: number };
   };
   agentContainer: ContainerPlan & {
     user: string;
@@ -76,6 +78,8 @@ export interface BottlePlan {
   };
   /** What the egress proxy enforces (also written as bundle/egress.json). */
   egress: EgressConfig;
+  /** Host files the operator's side reads and trusts; none may lie inside a workspace. */
+  trusted: TrustedFile[];
   /** Files written into the state dir before launch, by path relative to it. */
   files: Record<string, string>;
   /** Files copied into the state dir before launch: path relative to it -> a host path, or a
@@ -95,6 +99,36 @@ export interface PlanInput {
 const TEMPLATES: Record<string, { attach: string[] } | undefined> = {
   shell: { attach: ["bash", "-l"] },
 };
+
+/** The state-dir file listing a bottle's trusted files, checked by later starts and applies. */
+export const TRUSTED_FILE = "trusted.json";
+
+/** A host file bot-bottle reads and acts on with the operator's authority. */
+export interface TrustedFile {
+  /** What it is, as the operator wrote it: "the manifest", or the field's JSON path. */
+  what: string;
+  path: string;
+}
+
+/**
+ * Every host file the operator's side trusts for this agent: the manifest itself (re-read by
+ * `egress apply`), the upstream CA, the git gate's key files and the agent's Dockerfile.
+ */
+export function trustedFiles(manifest: Manifest): TrustedFile[] {
+  const b = `bottles.${manifest.bottle.name}`;
+  return [
+    { what: "the manifest", path: manifest.file },
+    ...(manifest.bottle.egress.trust_ca
+      ? [{ what: `${b}.egress.trust_ca`, path: manifest.bottle.egress.trust_ca }]
+      : []),
+    ...manifest.bottle.git.flatMap((g, i) =>
+      g.key.provider === "static" ? [{ what: `${b}.git[${i}].key.path`, path: g.key.path }] : [],
+    ),
+    ...(manifest.agent.dockerfile
+      ? [{ what: `agents.${manifest.agent.name}.dockerfile`, path: manifest.agent.dockerfile }]
+      : []),
+  ];
+}
 
 export const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -149,6 +183,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
   ];
 
   const egress = egressConfigFor(manifest.bottle, slug, 1);
+  const trusted = trustedFiles(manifest);
   const gitUser = manifest.bottle.git_user;
   const agentEnv: Record<string, string> = {
     HOME: AGENT_HOME,
@@ -205,6 +240,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       auditMount: AUDIT_DIR,
       uid: BUNDLE_UID,
       extraNetworks: manifest.bottle.egress.network ? [manifest.bottle.egress.network] : [],
+      limits: { memory: "256m", pids: 256, cpus: 1 },
     },
     agentContainer: {
       name: `${prefix}-agent`,
@@ -220,9 +256,11 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       placeholderEnv: tokenEnvNames(manifest.bottle),
     },
     egress,
+    trusted,
     files: {
       "bundle/init.json": JSON.stringify(init, null, 2) + "\n",
       "bundle/egress.json": JSON.stringify(egress, null, 2) + "\n",
+      [TRUSTED_FILE]: JSON.stringify(trusted, null, 2) + "\n",
     },
     copies: {
       "bundle/ca.crt": "ca/ca.crt",

@@ -2,7 +2,7 @@
 import type { EgressConfig, RouteRule } from "../shared/egress-config.js";
 import type { BottlePlan } from "./plan.js";
 
-function describeRoute(r: RouteRule): string {
+export function describeRoute(r: RouteRule): string {
   const parts = [r.port !== undefined ? `${r.host}:${r.port}` : r.host];
   if (r.tlsPassthrough) parts.push("TLS passthrough (not decrypted)");
   if (r.paths) parts.push(`paths ${r.paths.join(" ")}`);
@@ -34,6 +34,7 @@ export function describePlan(plan: BottlePlan): string[] {
     `  agent       ${a.name}  image ${a.image}`,
     `              user ${a.user}, no capabilities, no-new-privileges, memory ${a.limits.memory}, pids ${a.limits.pids}, IPv6 off`,
     `  bundle      ${plan.bundle.name}  image ${plan.bundle.image}`,
+    `              uid ${plan.bundle.uid}, no capabilities, read-only root, memory ${plan.bundle.limits.memory}, pids ${plan.bundle.limits.pids}, cpus ${plan.bundle.limits.cpus}`,
     `              reachable from the agent as ${plan.bundle.aliases.join(", ")}; ports: ${Object.entries(
       plan.bundle.ports,
     )
@@ -42,6 +43,7 @@ export function describePlan(plan: BottlePlan): string[] {
     `  networks    ${plan.networks.internal.name} (internal, no host address) and ${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
     ...describeRoutes(plan.egress),
     `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
+    `  trusted     ${plan.trusted.map((f) => `${f.what} ${f.path}`).join(", ")} (outside the workspace: the agent cannot change them)`,
     `  state       ${plan.stateDir}`,
   ];
   return lines;

@@ -12,7 +12,7 @@ import { LABELS, type Role } from "../../shared/labels.js";
 import { writeFileAtomic } from "../../state/files.js";
 import type { Bottle, ExecOptions } from "../backend.js";
 import type { DockerCli } from "./cli.js";
-import { checkBridgeIsolation } from "./isolation.js";
+import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
 import { ReadinessError, waitForEvent } from "./wait.js";
 
 export const BUNDLE_READY_DEADLINE_MS = 15_000;
@@ -26,10 +26,10 @@ export class LaunchError extends BotBottleError {
 }
 
 export class IsolationError extends BotBottleError {
-  constructor(message: string) {
+  constructor(message: string, remedy: string) {
     super("prerequisite_missing", message, {
       exitCode: EXIT.environment,
-      hint: "this Docker engine cannot keep the agent off the host; bot-bottle refuses to start here (see `bot-bottle doctor`)",
+      hint: `${remedy} (\`bot-bottle doctor\` runs the same check)`,
     });
     this.name = "IsolationError";
   }
@@ -132,15 +132,11 @@ export class DockerBackend {
           created.networks.push(n.name);
         }),
       );
-      const isolation = checkBridgeIsolation(plan.networks.internal.bridge);
-      if (isolation.verdict === "open")
-        throw new IsolationError(
-          `the agent's internal bridge ${plan.networks.internal.bridge} holds the host address ${isolation.address}: the agent could reach services on the host`,
-        );
-      if (isolation.verdict === "unverifiable")
-        progress.detail(
-          `WARNING: cannot verify that the agent is cut off from the host: ${isolation.why}`,
-        );
+      // Fail closed: a bridge that holds a host address, or one this host cannot inspect, ends
+      // the start (and the networks just made are removed below).
+      const bridge = plan.networks.internal.bridge;
+      const refusal = isolationRefusal(bridge, checkBridgeIsolation(bridge));
+      if (refusal) throw new IsolationError(refusal.message, refusal.remedy);
 
       progress.step(`starting the sidecar bundle ${plan.bundle.name}`);
       const bundleArgs = [
@@ -160,6 +156,14 @@ export class DockerBackend {
         "--read-only",
         "--tmpfs",
         "/tmp",
+        "--memory",
+        plan.bundle.limits.memory,
+        "--memory-swap",
+        plan.bundle.limits.memory,
+        "--pids-limit",
+        String(plan.bundle.limits.pids),
+        "--cpus",
+        String(plan.bundle.limits.cpus),
         "--volume",
         `${join(plan.stateDir, plan.bundle.configDir)}:/etc/bot-bottle:ro`,
         "--volume",

@@ -22,3 +22,29 @@ export function checkBridgeIsolation(bridge: string, sysfs = "/sys/class/net"): 
     why: `bridge ${bridge} is not visible from this host (a remote engine, or Docker Desktop's VM)`,
   };
 }
+
+/**
+ * Why a bottle may not start on this bridge, or undefined when it is cut off from the host.
+ * Fail closed: a bridge this host cannot inspect is refused like one that is open.
+ */
+export function isolationRefusal(
+  bridge: string,
+  result: BridgeIsolation,
+): { message: string; remedy: string } | undefined {
+  switch (result.verdict) {
+    case "closed":
+      return undefined;
+    case "open":
+      return {
+        message: `the agent's internal bridge ${bridge} holds the host address ${result.address}: the agent could reach services on the host`,
+        remedy:
+          "this engine ignores com.docker.network.bridge.inhibit_ipv4; use a newer Docker engine",
+      };
+    case "unverifiable":
+      return {
+        message: `cannot verify that the agent's internal bridge ${bridge} holds no host address: ${result.why}; bot-bottle does not start a bottle it cannot verify is cut off from the host`,
+        remedy:
+          "run bot-bottle on the Docker engine's own host (not through a remote DOCKER_HOST or Docker Desktop's VM), where it can inspect the bridge",
+      };
+  }
+}

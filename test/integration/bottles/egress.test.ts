@@ -330,7 +330,8 @@ describe(
       assert.equal((await curl("https://new.example.test/n")).code, "403");
 
       await writeManifest([{ host: "new.example.test" }]);
-      const applied = await t.cli(["egress", "apply", slug]);
+      // A new host widens what the bottle may reach: a script says so with --yes.
+      const applied = await t.cli(["egress", "apply", slug, "--yes"]);
       assert.equal(applied.code, 0, applied.stderr);
       assert.match(applied.stderr, /routes generation 2 loaded \(added new\.example\.test\)/);
       assert.equal((await curl("https://new.example.test/n")).code, "200");

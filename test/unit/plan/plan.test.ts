@@ -54,6 +54,26 @@ describe("planning a bottle", () => {
     assert.ok(a.limits.pids > 0);
   });
 
+  test("limits the bundle's memory, processes and CPU, and shows the limits in the preflight", () => {
+    const plan = planBottle(manifest().select("probe"), input);
+    assert.deepEqual(plan.bundle.limits, { memory: "256m", pids: 256, cpus: 1 });
+    assert.ok(describePlan(plan).some((l) => /memory 256m, pids 256, cpus 1/.test(l)));
+  });
+
+  test("lists the host files the operator trusts: the manifest, trust_ca, key files", () => {
+    const m = manifest((d) => {
+      d.agents.probe.bottle = "dev";
+      d.bottles.dev.egress.trust_ca = "certs/ca.pem";
+    }).select("probe");
+    const plan = planBottle(m, input);
+    assert.deepEqual(
+      plan.trusted.map((f) => f.what),
+      ["the manifest", "bottles.dev.egress.trust_ca", "bottles.dev.git[0].key.path"],
+    );
+    assert.equal(plan.trusted[1]?.path, "/p/certs/ca.pem");
+    assert.match(plan.files["trusted.json"] ?? "", /"the manifest"/);
+  });
+
   test("names the secrets the bundle needs, never their values", () => {
     const m = manifest((d) => {
       d.agents.probe.bottle = "dev";
