@@ -62,4 +62,19 @@ export default tseslint.config(
     files: ["eslint.config.js"],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // Programs shipped to run inside the agent (the cage probe): plain JavaScript for its node.
+    files: ["images/**/*.mjs"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: {
+        process: "readonly",
+        performance: "readonly",
+        setTimeout: "readonly",
+        setImmediate: "readonly",
+        clearTimeout: "readonly",
+      },
+    },
+  },
 );

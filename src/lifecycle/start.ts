@@ -15,6 +15,13 @@ import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
 import { formatPath } from "../manifest/problems.js";
 import { installCa } from "../provision/ca.js";
+import {
+  assertCaged,
+  cageLine,
+  cageProbes,
+  hostAddresses,
+  selfTestCage,
+} from "../provision/cage.js";
 import { placeholderFor } from "../shared/placeholders.js";
 import { agentImageFor, newId, planBottle, type BottlePlan } from "../plan/plan.js";
 import { createState, metadataFromPlan, updateMetadata } from "../state/bottle-state.js";
@@ -104,7 +111,15 @@ export async function launch(
     const backend = new DockerBackend(docker);
     const bottle = await backend.launch(plan, { progress, bundleSecrets, placeholders });
     try {
-      await installCa(bottle, await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8"));
+      // The cage self-test needs no CA (it speaks plain HTTP to the proxy): both run at once.
+      const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
+      const [, cage] = await Promise.all([
+        installCa(bottle, ca),
+        selfTestCage(bottle, cageProbes(plan.bundle.ports, hostAddresses())),
+      ]);
+      await updateMetadata(plan.stateDir, { cage: cage.record });
+      assertCaged(plan.slug, cage);
+      progress.done(`cage: ${cageLine(cage.record)}`);
     } catch (err) {
       await backend.remove(
         [plan.agentContainer.name, plan.bundle.name],

@@ -28,6 +28,29 @@ export interface BottleMetadata {
   labels: Record<string, string>;
   containers: { agent: string; bundle: string };
   networks: { internal: string; egress: string };
+  /** The cage self-test run by start, from inside the agent, before the agent's command. */
+  cage?: CageRecord;
+}
+
+/** One probe of the cage self-test: where it went, what it should meet, what it met. */
+export interface CageProbeRecord {
+  name: string;
+  target: string;
+  expected: "refused" | "answers";
+  /** The network error code, "timeout", "connected" or the HTTP answer. */
+  result: string;
+  ok: boolean;
+}
+
+export interface CageRecord {
+  checked: string;
+  /** Wall time of the self-test's exec, in milliseconds. */
+  ms: number;
+  passed: boolean;
+  /** How many probes out were refused, and how many allowed probes answered. */
+  refused: number;
+  answered: number;
+  probes: CageProbeRecord[];
 }
 
 export const METADATA = "metadata.json";

@@ -1,26 +1,106 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { CommandNotFoundError, run } from "../../../src/exec/run.js";
 import { runCli, STACK_LINE } from "../../helpers/cli.js";
 
-describe("bot-bottle doctor, against the real engine", () => {
-  test("reports a running engine as running, with its version", async () => {
-    const r = await runCli(["doctor"]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^ok\s+docker engine\s+running: server \S+ \(API [\d.]+/m);
+interface Check {
+  name: string;
+  status: string;
+  detail: string;
+  remedy?: string;
+}
+
+const LOW_DISK_BYTES = 5 * 1024 ** 3;
+
+/** A disk row: "ok" with plenty of room, "warn" below 5 GiB, measured on `path` itself. */
+async function diskRow(path: string): Promise<(c: Check) => void> {
+  const s = await statfs(path);
+  const free = s.bavail * s.bsize;
+  return (c) => {
     assert.match(
-      r.stdout,
-      /^ok\s+host isolation\s+the agent's internal bridge holds no host address/m,
+      c.detail,
+      new RegExp(`^[\\d.]+ GiB free on ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`),
     );
-    assert.match(r.stdout, /^(ok|warn)\s+disk \(docker\)\s+[\d.]+ GiB free/m);
-    assert.match(r.stdout, /^(ok|info)\s+smolvm\s+/m);
-    assert.match(r.stdout, /^(ok|warn)\s+image base\s+bot-bottle\/base:/m);
-    assert.match(r.stdout, /^(ok|warn)\s+image shell\s+bot-bottle\/shell:/m);
-    const json = await runCli(["doctor", "--json"]);
-    const checks = JSON.parse(json.stdout) as { name: string; status: string }[];
-    assert.equal(checks.find((c) => c.name === "docker engine")?.status, "ok");
+    assert.equal(c.status, free < LOW_DISK_BYTES ? "warn" : "ok", c.detail);
+  };
+}
+
+describe("bot-bottle doctor, against the real engine", () => {
+  test("reports each check's exact state on this machine", async () => {
+    // Every expectation is worked out here, independently of doctor: the engine's root dir and
+    // images from docker itself, free space from statfs, smolvm from PATH.
+    const dir = await mkdtemp(join(tmpdir(), "bot-bottle-doctor-"));
+    try {
+      const env = { ...process.env, XDG_STATE_HOME: join(dir, "state") };
+      const r = await runCli(["doctor"], { env });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^ok\s+docker engine\s+running: server \S+ \(API [\d.]+/m);
+
+      const json = await runCli(["doctor", "--json"], { env });
+      const checks = JSON.parse(json.stdout) as Check[];
+      const rootDir = (
+        await run("docker", ["info", "--format", "{{.DockerRootDir}}"])
+      ).stdout.trim();
+      const smolvm = await run("smolvm", ["--version"]).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof CommandNotFoundError) return false;
+          throw err;
+        },
+      );
+      const expected: Record<string, (c: Check) => void> = {
+        "docker engine": (c) => {
+          assert.equal(c.status, "ok");
+          assert.match(c.detail, /^running: server \S+ \(API [\d.]+, linux\/\w+\), client /);
+        },
+        "host isolation": (c) =>
+          assert.deepEqual(c, {
+            name: "host isolation",
+            status: "ok",
+            detail:
+              "the agent's internal bridge holds no host address: host services are out of reach",
+          }),
+        "disk (docker)": await diskRow(rootDir),
+        // The state root does not exist yet: doctor measures its nearest existing parent.
+        "disk (state)": await diskRow(dir),
+        smolvm: (c) =>
+          smolvm
+            ? assert.equal(c.status, "ok")
+            : assert.deepEqual(c, {
+                name: "smolvm",
+                status: "info",
+                detail: "not installed",
+                remedy:
+                  "optional: only the smolmachines (microVM) backend needs it; Docker bottles work without it",
+              }),
+      };
+      for (const [name, ref] of [
+        ["base", "bot-bottle/base:trixie"],
+        ["shell", "bot-bottle/shell:latest"],
+        ["bundle", "bot-bottle/bundle:latest"],
+      ] as const) {
+        const present =
+          (await run("docker", ["image", "inspect", ref], { okExitCodes: [0, 1] })).exitCode === 0;
+        expected[`image ${name}`] = (c) => {
+          assert.equal(c.status, present ? "ok" : "warn", `${ref}: ${c.detail}`);
+          assert.ok(
+            c.detail.startsWith(present ? `${ref} present (` : `${ref} is missing (`),
+            c.detail,
+          );
+        };
+      }
+      assert.deepEqual(
+        checks.map((c) => c.name),
+        Object.keys(expected),
+        "doctor reports these rows, in this order",
+      );
+      for (const c of checks) expected[c.name]?.(c);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("reports a stopped engine as a failure, says what to do, and exits 3", async () => {

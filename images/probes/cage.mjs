@@ -1,0 +1,125 @@
+// The cage self-test's probe program, run inside the agent by `start` (one `exec`, the program on
+// stdin, the probe list as the one argument). It tries every probe at once, each with a deadline,
+// and prints one JSON line: what each probe met. It decides nothing; the host judges the results.
+//   {"probes":[{"name","kind":"tcp"|"dns"|"http","host","port","path","timeoutMs"}…]}
+// → {"results":[{"name","outcome":"connected"|"error","code","status","refusal","address","ms"}…]}
+// Names are resolved by c-ares against the agent's resolv.conf servers, with the probe's
+// deadline: the system resolver would hold a thread for its own seconds-long timeouts.
+// "@gateway" is the first address of the agent's own subnet.
+import { Resolver } from "node:dns/promises";
+import { request } from "node:http";
+import { connect } from "node:net";
+import { networkInterfaces } from "node:os";
+
+// Probes go direct: an agent that ignores the proxy variables must still find no way out.
+for (const name of [
+  "HTTPS_PROXY",
+  "HTTP_PROXY",
+  "ALL_PROXY",
+  "https_proxy",
+  "http_proxy",
+  "all_proxy",
+])
+  delete process.env[name];
+
+const spec = JSON.parse(process.argv[process.argv.length - 1] ?? "");
+const started = performance.now();
+const ms = () => Math.round((performance.now() - started) * 10) / 10;
+const errorCode = (e) =>
+  typeof e?.code === "string" ? e.code : `ERROR ${String(e?.message ?? e)}`;
+
+function withDeadline(work, timeoutMs) {
+  return new Promise((resolve) => {
+    // On the deadline, let the poll phase deliver any answer that already came in first: a
+    // busy event loop must not turn a connection that happened into a "timeout".
+    const timer = setTimeout(
+      () => setImmediate(() => resolve({ outcome: "error", code: "timeout" })),
+      timeoutMs,
+    );
+    work
+      .then(
+        (r) => resolve(r),
+        (e) => resolve({ outcome: "error", code: errorCode(e) }),
+      )
+      .finally(() => clearTimeout(timer));
+  });
+}
+
+function gateway() {
+  for (const a of Object.values(networkInterfaces()).flat())
+    if (a && a.family === "IPv4" && !a.internal) {
+      const ip = a.address.split(".").map(Number);
+      const mask = a.netmask.split(".").map(Number);
+      return ip.map((o, i) => (i === 3 ? (o & mask[i]) + 1 : o & mask[i])).join(".");
+    }
+  throw Object.assign(new Error("the agent has no IPv4 interface"), { code: "ENOIPV4" });
+}
+
+/** A `lookup` for net and http that asks the resolver once, within the probe's deadline. */
+function lookupWithin(timeoutMs) {
+  const resolver = new Resolver({ timeout: timeoutMs, tries: 1 });
+  return (hostname, options, callback) => {
+    resolver.resolve4(hostname).then(
+      ([address]) =>
+        options?.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4),
+      (e) => callback(e),
+    );
+  };
+}
+
+function tcp({ host, port, timeoutMs }) {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: host === "@gateway" ? gateway() : host,
+      port,
+      lookup: lookupWithin(timeoutMs),
+      autoSelectFamily: false,
+    });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve({ outcome: "connected" });
+    });
+    socket.once("error", reject);
+    setTimeout(() => socket.destroy(), timeoutMs).unref();
+  });
+}
+
+async function dns({ host, timeoutMs }) {
+  const [address] = await new Resolver({ timeout: timeoutMs, tries: 1 }).resolve4(host);
+  return { outcome: "connected", address };
+}
+
+function http({ host, port, path, timeoutMs }) {
+  return new Promise((resolve, reject) => {
+    const options = { host, port, path, lookup: lookupWithin(timeoutMs), agent: false };
+    const req = request({ ...options, method: "GET", autoSelectFamily: false }, (res) => {
+      res.resume();
+      const refusal = res.headers["x-bot-bottle-refusal"];
+      resolve({
+        outcome: "connected",
+        status: res.statusCode,
+        ...(typeof refusal === "string" ? { refusal } : {}),
+      });
+    });
+    req.once("error", reject);
+    req.end();
+    setTimeout(() => req.destroy(), timeoutMs).unref();
+  });
+}
+
+const kinds = { tcp, dns, http };
+const results = await Promise.all(
+  spec.probes.map(async (p) => {
+    const run = kinds[p.kind];
+    const r = run
+      ? await withDeadline(
+          Promise.resolve().then(() => run(p)),
+          p.timeoutMs,
+        )
+      : { outcome: "error", code: `ERROR unknown probe kind ${p.kind}` };
+    return { name: p.name, ...r, ms: ms() };
+  }),
+);
+process.stdout.write(JSON.stringify({ results }) + "\n");
+// A query still waiting in the resolver must not hold the program open past its deadline.
+process.exit(0);
