@@ -79,10 +79,27 @@ export function checkIpAddress(value: string): string | undefined {
   return 'must be an IPv4 or IPv6 address, e.g. "10.0.0.5"';
 }
 
+/**
+ * A route's path prefix, compared by the egress proxy with the raw bytes of each request path:
+ * so it must be written in the one plain spelling a request can match — no dot or empty
+ * segments, no percent-escapes, no ";" parameters, no backslash.
+ */
 export function checkPathPrefix(value: string): string | undefined {
-  if (!value.startsWith("/")) return 'must be a path prefix starting with "/", e.g. "/v1/"';
+  const example = 'e.g. "/v1/" or "/repos/owner/name"';
+  if (!value.startsWith("/")) return `must be a path prefix starting with "/", ${example}`;
   if (/[\s?#]/.test(value))
-    return 'must be a plain path prefix without spaces, query ("?") or fragment ("#"), e.g. "/v1/"';
+    return `must be a plain path prefix without spaces, query ("?") or fragment ("#"), ${example}`;
+  if (value.includes("%"))
+    return `must not contain percent-escapes ("%"): the proxy compares paths exactly as sent and refuses escaped spellings on routes with "paths" — write the plain path, ${example}`;
+  if (value.includes("\\") || value.includes(";"))
+    return `must not contain "\\" or ";" (servers read them as separators or path parameters), ${example}`;
+  if (/[^A-Za-z0-9\-._~!$&'()*+,=:@/]/.test(value))
+    return `may contain only ASCII letters, digits, "/" and "-._~!$&'()*+,=:@", ${example}`;
+  const segments = value.split("/").slice(1);
+  if (segments.some((s) => /^\.+$/.test(s) || s.startsWith("..")))
+    return `must not contain "." or ".." segments — write the path they resolve to, ${example}`;
+  if (segments.some((s, i) => s === "" && i < segments.length - 1))
+    return `must not contain an empty segment ("//"), ${example}`;
   return undefined;
 }
 

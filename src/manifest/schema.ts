@@ -25,7 +25,9 @@ import {
 function rule<T>(check: (value: T) => string | undefined, path: (string | number)[] = []) {
   return (value: T, ctx: z.RefinementCtx) => {
     const problem = check(value);
-    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, path });
+    // A fresh array per issue: zod prefixes the issue's path in place, and a shared one would
+    // grow with every problem this rule reports.
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, path: [...path] });
   };
 }
 
@@ -192,12 +194,16 @@ export const RouteSchema = z
     allow_ip_literal: z
       .boolean()
       .default(false)
-      .describe("Allow `host` to be an IP address instead of a DNS name. Off by default."),
+      .describe(
+        "Allow `host` to be an IP address instead of a DNS name. Off by default. A private, loopback, link-local or reserved address is still refused unless `extra_hosts` maps a name to that address.",
+      ),
     paths: z
       .array(z.string().superRefine(rule(checkPathPrefix)))
       .min(1)
       .optional()
-      .describe('Path prefixes this route allows (e.g. "/v1/"). Leave out to allow every path.'),
+      .describe(
+        'Path prefixes this route allows, matched at "/" boundaries against the path exactly as sent: "/v1/" allows what is under /v1/, "/v1" also allows /v1 itself but not /v10. Write them plain (no "%", ";", "\\", "." or ".." segments). On such a route the proxy refuses requests whose path could be read two ways (dot segments, escaped "/" or letters, double encoding, ";" parameters). Leave out to allow every path.',
+      ),
     methods: z
       .array(z.enum(HTTP_METHODS))
       .min(1)
