@@ -3,6 +3,7 @@
  * upstream that records what it received, the real EgressProxy on a random loopback port, and a
  * client that goes through it the way curl does (CONNECT, then TLS trusting the bottle CA).
  */
+import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import {
@@ -13,6 +14,7 @@ import {
 } from "node:https";
 import { isIP, type Socket } from "node:net";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { CertificateAuthority } from "../../src/sidecars/egress/certs.js";
 import { createCa } from "../../src/state/bottle-state.js";
@@ -41,6 +43,10 @@ export interface Received {
 /** An HTTPS server for any name (leaves from its own CA), recording every request it gets. */
 export class FakeUpstream {
   readonly received: Received[] = [];
+  /** Whole text messages the upstream received over WebSockets. */
+  readonly wsMessages: string[] = [];
+  /** A Sec-WebSocket-Extensions value the upstream answers with (a server that ignores the offer). */
+  wsExtension: string | undefined;
   server!: Server;
   port = 0;
 
@@ -67,6 +73,29 @@ export class FakeUpstream {
       req.on("end", () => {
         entry.body = Buffer.concat(chunks);
         entry.complete = true;
+        // Careless servers: they hand back the credential they were sent, in other spellings.
+        const key = String(req.headers["x-api-key"] ?? "");
+        if (req.url === "/echo/gzip") {
+          res.writeHead(200, { "content-type": "text/plain", "content-encoding": "gzip" });
+          res.end(gzipSync(`your key: ${key}`));
+          return;
+        }
+        if (req.url === "/echo/status") {
+          res.writeHead(200, `OK ${key}`, { "content-type": "text/plain" });
+          res.end("ok");
+          return;
+        }
+        if (req.url === "/echo/encoded") {
+          res.writeHead(200, { "content-type": "application/json" });
+          // JSON whose "escaped" string spells every character as a \uXXXX escape.
+          const escaped = [...key]
+            .map((c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"))
+            .join("");
+          const b64 = Buffer.from(key).toString("base64");
+          const hex = Buffer.from(key).toString("hex");
+          res.end(`{"b64":"${b64}","hex":"${hex}","escaped":"${escaped}"}`);
+          return;
+        }
         if (req.url?.startsWith("/bytes/")) {
           const n = Number(req.url.slice("/bytes/".length));
           res.writeHead(200, { "content-type": "application/octet-stream", "content-length": n });
@@ -87,10 +116,32 @@ export class FakeUpstream {
       });
     });
     this.server.on("upgrade", (req, socket: Socket) => {
+      const key = String(req.headers["sec-websocket-key"] ?? "");
+      const accept = createHash("sha1")
+        .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+        .digest("base64");
       socket.write(
-        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n",
+        `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\n${this.wsExtension ? `sec-websocket-extensions: ${this.wsExtension}\r\n` : ""}\r\n`,
       );
-      socket.on("data", (d: Buffer) => socket.write(Buffer.concat([Buffer.from("echo:"), d])));
+      // Echoes each text message back as "echo:<message>"; "token?" is answered with the
+      // credential the request carried, as a careless server might.
+      let buffered = Buffer.alloc(0);
+      let message = "";
+      socket.on("data", (d: Buffer) => {
+        buffered = Buffer.concat([buffered, d]);
+        for (let f = readFrame(buffered); f; f = readFrame(buffered)) {
+          buffered = buffered.subarray(f.size);
+          if (f.opcode === 8) return socket.end(wsFrame(f.payload, { opcode: 8 }));
+          message += f.payload.toString("latin1");
+          if (!f.fin) continue;
+          this.wsMessages.push(message);
+          const reply =
+            message === "token?" ? String(req.headers["x-api-key"] ?? "") : `echo:${message}`;
+          socket.write(wsFrame(Buffer.from(reply, "latin1")));
+          message = "";
+        }
+      });
+      socket.on("error", () => socket.destroy());
       this.received.push({
         method: req.method ?? "",
         url: req.url ?? "",
@@ -214,4 +265,46 @@ export function requestOver(
     req.on("error", reject);
     req.end(call.body);
   });
+}
+
+/** One WebSocket frame (RFC 6455), masked when a client sends it; small test payloads only. */
+export function wsFrame(
+  payload: Buffer | string,
+  options: { opcode?: number; fin?: boolean; mask?: boolean; rsv1?: boolean } = {},
+): Buffer {
+  const data = Buffer.from(payload);
+  const { opcode = 1, fin = true, mask = false, rsv1 = false } = options;
+  const len = data.length < 126 ? [data.length] : [126, data.length >> 8, data.length & 255];
+  const head = Buffer.from([(fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode, ...len]);
+  if (!mask) return Buffer.concat([head, data]);
+  head[1] = (head[1] ?? 0) | 0x80;
+  const key = randomBytes(4);
+  return Buffer.concat([head, key, data.map((b, i) => b ^ (key[i % 4] ?? 0))]);
+}
+
+/** The first whole frame in `buf` (unmasked), or undefined until it has all arrived. */
+export function readFrame(
+  buf: Buffer,
+): { opcode: number; fin: boolean; payload: Buffer; size: number } | undefined {
+  if (buf.length < 2) return undefined;
+  const b0 = buf[0] ?? 0;
+  const b1 = buf[1] ?? 0;
+  let len = b1 & 0x7f;
+  let at = 2;
+  if (len === 126) {
+    if (buf.length < 4) return undefined;
+    len = buf.readUInt16BE(2);
+    at = 4;
+  } else if (len === 127) {
+    if (buf.length < 10) return undefined;
+    len = Number(buf.readBigUInt64BE(2));
+    at = 10;
+  }
+  const masked = (b1 & 0x80) !== 0;
+  const key = masked ? buf.subarray(at, at + 4) : undefined;
+  if (masked) at += 4;
+  if (buf.length < at + len) return undefined;
+  const raw = buf.subarray(at, at + len);
+  const payload = key ? Buffer.from(raw.map((b, i) => b ^ (key[i % 4] ?? 0))) : Buffer.from(raw);
+  return { opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, payload, size: at + len };
 }

@@ -13,10 +13,12 @@ import {
   connectTunnel,
   FakeUpstream,
   makeCa,
+  readFrame,
   requestOver,
   socketAgent,
   tlsOver,
   viaProxy,
+  wsFrame,
   type Ca,
 } from "../../helpers/egress.js";
 
@@ -381,11 +383,21 @@ describe("the egress proxy, in process against a fake HTTPS upstream", () => {
     assert.ok("socket" in tunnel);
     const tls = await tlsOver(tunnel.socket, "api.example.test", bottleCa.cert);
     const reply = await new Promise<string>((resolve) => {
-      let out = "";
+      let out = Buffer.alloc(0);
       tls.on("data", (d: Buffer) => {
-        out += d.toString();
-        if (out.includes("\r\n\r\n") && !out.includes("echo:")) tls.write("ping");
-        if (out.includes("echo:ping")) resolve(out);
+        const first = out.length === 0;
+        out = Buffer.concat([out, d]);
+        const end = out.indexOf("\r\n\r\n");
+        if (first) tls.write(wsFrame("ping", { mask: true }));
+        if (end < 0) return;
+        // The message may come in fragments: gather them up to the final one.
+        let rest = out.subarray(end + 4);
+        let message = "";
+        for (let f = readFrame(rest); f; f = readFrame(rest)) {
+          rest = rest.subarray(f.size);
+          message += f.payload.toString();
+          if (f.fin) return resolve(out.subarray(0, end).toString() + "\n" + message);
+        }
       });
       tls.write(
         `GET /ws HTTP/1.1\r\nHost: ${api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nx-api-key: ${PLACEHOLDER}\r\n\r\n`,
@@ -393,6 +405,7 @@ describe("the egress proxy, in process against a fake HTTPS upstream", () => {
     });
     tls.destroy();
     assert.match(reply, /^HTTP\/1\.1 101/);
+    assert.match(reply, /\necho:ping$/);
     assert.equal(upstream.received.find((r) => r.url === "/ws")?.headers["x-api-key"], TOKEN);
   });
 

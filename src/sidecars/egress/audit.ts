@@ -1,0 +1,161 @@
+/**
+ * Refusal and audit: one audit line per decision, the refusal the agent sees (HTTP 403 with a
+ * machine tag and a one-line reason), and the rule that no secret the scanner can find is ever
+ * written to the audit log or the bundle's log — a field that carries one is withheld whole.
+ */
+import { STATUS_CODES, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import type { AuditRecord, RouteRule } from "../../shared/egress-config.js";
+import type { Logger } from "../log.js";
+import type { Finding, SecretScanner } from "./dlp.js";
+import { auditPath, refuse, type Refusal, type Target } from "./policy.js";
+
+/** A decision under way: what the audit line will say once it is made. */
+export interface Pending {
+  kind: AuditRecord["kind"];
+  method: string;
+  target: Target | undefined;
+  path: string;
+  started: number;
+  bytesOut: number;
+  bytesIn: number;
+}
+
+export function pending(
+  kind: AuditRecord["kind"],
+  method: string,
+  target: Target | undefined,
+  path: string,
+): Pending {
+  return { kind, method, target, path, started: performance.now(), bytesOut: 0, bytesIn: 0 };
+}
+
+export const WITHHELD = "<withheld: carries a secret>";
+
+export class Recorder {
+  constructor(
+    private readonly sink: (record: AuditRecord) => void,
+    private readonly log: Logger,
+    /** The scanner now, and the placeholders it may see (they are not secrets). */
+    private readonly scanning: () => { scanner: SecretScanner; placeholders: ReadonlySet<string> },
+  ) {}
+
+  record(p: Pending, decision: "allow" | "refuse", tag: string, extra: Partial<AuditRecord> = {}) {
+    const entry: AuditRecord = {
+      time: new Date().toISOString(),
+      kind: p.kind,
+      method: p.method,
+      host: p.target?.host ?? "",
+      port: p.target?.port ?? 0,
+      path: auditPath(withoutAuthority(p.path)),
+      decision,
+      tag,
+      ...extra,
+      bytesOut: p.bytesOut,
+      bytesIn: p.bytesIn,
+      ms: Math.round((performance.now() - p.started) * 10) / 10,
+    };
+    const safe = this.withhold(entry);
+    this.sink(safe);
+    if (decision === "refuse")
+      this.log("refuse", safe.reason ?? tag, {
+        tag,
+        method: safe.method,
+        host: safe.host,
+        path: safe.path,
+      });
+  }
+
+  /** Every text field the agent could have put a secret in, withheld when it carries one. */
+  private withhold(entry: AuditRecord): AuditRecord {
+    const { scanner, placeholders } = this.scanning();
+    const clean = (text: string) =>
+      text && scanner.scan(Buffer.from(text, "utf8").toString("latin1"), placeholders)
+        ? WITHHELD
+        : text;
+    const out = {
+      ...entry,
+      method: clean(entry.method),
+      host: clean(entry.host),
+      path: clean(entry.path),
+    };
+    if (entry.reason !== undefined) out.reason = clean(entry.reason);
+    return out;
+  }
+
+  refuseResponse(res: ServerResponse, p: Pending, r: Refusal, status = 403): void {
+    this.recordRefusal(p, r, status);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = r.reason + "\n";
+    res.writeHead(status, {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": Buffer.byteLength(body),
+      "x-bot-bottle-refusal": r.tag,
+      "x-bot-bottle-reason": headerSafe(r.reason),
+      // A refused request's body is not read to its end: nothing more comes on this connection.
+      connection: "close",
+    });
+    res.end(body);
+  }
+
+  refuseSocket(socket: Duplex, p: Pending, r: Refusal, status = 403): void {
+    this.recordRefusal(p, r, status);
+    const body = r.reason + "\n";
+    const text = STATUS_CODES[status] ?? "Forbidden";
+    if (socket.writable)
+      socket.end(
+        `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Bot-Bottle-Refusal: ${r.tag}\r\nX-Bot-Bottle-Reason: ${headerSafe(r.reason)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    else socket.destroy();
+  }
+
+  private recordRefusal(p: Pending, r: Refusal, status: number): void {
+    this.record(p, "refuse", r.tag, {
+      reason: r.reason,
+      status,
+      ...(r.route ? { route: r.route.host } : {}),
+    });
+  }
+}
+
+/** An absolute-form target keeps only its path: the host has its own field, userinfo none. */
+function withoutAuthority(path: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(path);
+  return m ? path.slice(m[0].length) || "/" : path;
+}
+
+/**
+ * The reason as a header value too: clients drop the body of a refused CONNECT (curl prints
+ * "CONNECT tunnel failed, response 403"), but `curl -v` and proxy agents show its headers.
+ */
+export function headerSafe(reason: string): string {
+  return reason.replaceAll("—", "-").replace(/[^\x20-\x7e]/g, "?");
+}
+
+export function findingRefusal(finding: Finding, route: RouteRule): Refusal {
+  if (finding.kind === "budget")
+    return refuse(
+      "scan-budget",
+      `the request took longer to scan than a request may (${finding.description}) — send it in smaller parts`,
+      route,
+    );
+  if (finding.kind === "placeholder")
+    return refuse(
+      "placeholder-wrong-host",
+      `the request carries the placeholder for ${finding.name}, which only goes to its own route's host, not "${route.host}"`,
+      route,
+    );
+  return refuse(
+    "secret-detected",
+    `the request carries ${finding.description} (${finding.name}) — secrets may not leave the bottle`,
+    route,
+  );
+}
+
+export function errorText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return (e.code ?? (err instanceof Error ? err.message : String(err))).slice(0, 200);
+}
