@@ -9,6 +9,7 @@ import type { AuditRecord, RouteRule } from "../../shared/egress-config.js";
 import type { Logger } from "../log.js";
 import type { Finding, SecretScanner } from "./dlp.js";
 import { auditPath, refuse, type Refusal, type Target } from "./policy.js";
+import { scanHostName } from "./resolve.js";
 
 /** A decision under way: what the audit line will say once it is made. */
 export interface Pending {
@@ -37,7 +38,11 @@ export class Recorder {
     private readonly sink: (record: AuditRecord) => void,
     private readonly log: Logger,
     /** The scanner now, and the placeholders it may see (they are not secrets). */
-    private readonly scanning: () => { scanner: SecretScanner; placeholders: ReadonlySet<string> },
+    private readonly scanning: () => {
+      scanner: SecretScanner;
+      placeholders: ReadonlySet<string>;
+      secrets: Readonly<Record<string, string>>;
+    },
   ) {}
 
   record(p: Pending, decision: "allow" | "refuse", tag: string, extra: Partial<AuditRecord> = {}) {
@@ -68,7 +73,7 @@ export class Recorder {
 
   /** Every text field the agent could have put a secret in, withheld when it carries one. */
   private withhold(entry: AuditRecord): AuditRecord {
-    const { scanner, placeholders } = this.scanning();
+    const { scanner, placeholders, secrets } = this.scanning();
     const clean = (text: string) =>
       text && scanner.scan(Buffer.from(text, "utf8").toString("latin1"), placeholders)
         ? WITHHELD
@@ -76,10 +81,17 @@ export class Recorder {
     const out = {
       ...entry,
       method: clean(entry.method),
-      host: clean(entry.host),
+      // A host name is scanned as resolve.ts scans it: labels run together and decoded too.
+      host: entry.host && scanHostName(entry.host, scanner, secrets) ? WITHHELD : clean(entry.host),
       path: clean(entry.path),
     };
-    if (entry.reason !== undefined) out.reason = clean(entry.reason);
+    // Reasons quote the host and path they refuse: a withheld one is withheld there too.
+    if (entry.reason !== undefined)
+      out.reason = clean(
+        out.host === WITHHELD && entry.host
+          ? entry.reason.replaceAll(entry.host, WITHHELD)
+          : entry.reason,
+      );
     return out;
   }
 

@@ -46,17 +46,21 @@ export function handleConnect(
   }
   const tunnelTarget = target;
   const closed: { why?: string } = {};
-  const forget = ctx.live.add({
-    allowedUnder: (config) => {
-      const again = decideConnect(config.routes, tunnelTarget, config.extraHosts);
-      return again.allow && again.route.tlsPassthrough === route.tlsPassthrough;
-    },
-    close: (why) => {
-      closed.why = why;
-      socket.destroy();
-    },
-  });
-  socket.once("close", forget);
+  // A passthrough tunnel is decided once, so a reload decides it again; a decrypted tunnel's
+  // requests are each decided under the rules of their moment (its WebSockets hold themselves).
+  if (route.tlsPassthrough) {
+    const forget = ctx.live.add({
+      allowedUnder: (config) => {
+        const again = decideConnect(config.routes, tunnelTarget, config.extraHosts);
+        return again.allow && again.route.tlsPassthrough;
+      },
+      close: (why) => {
+        closed.why = why;
+        socket.destroy();
+      },
+    });
+    socket.once("close", forget);
+  }
   // The handshake (or, for a passthrough, the ClientHello) must come in time.
   const handshake = setTimeout(() => {
     ctx.recorder.record(p, "refuse", "handshake-timeout", {

@@ -58,6 +58,7 @@ export class EgressProxy implements ProxyContext {
     this.recorder = new Recorder(options.audit, options.log, () => ({
       scanner: this.current.scanner,
       placeholders: new Set(this.current.placeholders.keys()),
+      secrets: options.secrets,
     }));
     const serverOptions = {
       keepAlive: true,
@@ -71,6 +72,9 @@ export class EgressProxy implements ProxyContext {
     this.server = createServer(serverOptions);
     this.inner = createServer(serverOptions);
     this.server.maxConnections = this.limits.maxConnections;
+    // Node checks head deadlines only on servers that listen; the inner one never does (tunnels
+    // are handed to it), so it starts that check the way listening would.
+    this.inner.emit("listening");
     this.server.on("connection", (socket: Socket) => {
       socket.setTimeout(this.limits.idleMs, () => socket.destroy());
       this.open++;
@@ -178,6 +182,7 @@ export class EgressProxy implements ProxyContext {
     this.http.destroy();
     this.server.closeAllConnections();
     this.inner.closeAllConnections();
+    this.inner.close();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
