@@ -20,7 +20,7 @@ import type { EgressConfig } from "../shared/egress-config.js";
 import { writeFileAtomic, writeJsonAtomic } from "../state/files.js";
 import { readMetadata } from "../state/bottle-state.js";
 import { NoSuchBottleError } from "./bottles.js";
-import { findExposures, liveBottles, refuseExposures } from "./trust.js";
+import { findExposures, liveBottles, liveWorkspace, refuseExposures } from "./trust.js";
 
 const RELOAD_DEADLINE_MS = 10_000;
 
@@ -63,11 +63,15 @@ export async function applyEgress(options: {
   const meta = await readMetadata(stateDir);
   if (!meta) throw new NoSuchBottleError(slug, `its state dir ${stateDir} has no metadata.json`);
   // Files an agent can write are not the operator's word: not this bottle's, nor any other's.
+  // A file directly in a workspace that its bottle binds read-only (the manifest beside the
+  // project) is out of that agent's reach; anything else in a workspace is not the operator's.
+  const live = await liveBottles(backend);
   const workspaces = [
-    { path: meta.workspace, owner: "this bottle" },
-    ...(await liveBottles(backend))
-      .filter((b) => b.slug !== slug)
-      .map((b) => ({ path: b.workspace, owner: `the running bottle ${b.slug}` })),
+    ...(live.some((b) => b.slug === slug) ? [] : [{ path: meta.workspace, owner: "this bottle" }]),
+    ...live.map((b) => ({
+      ...liveWorkspace(b),
+      ...(b.slug === slug ? { owner: "this bottle" } : {}),
+    })),
   ];
   const file = options.file ?? meta.manifest.file;
   refuseExposures(await findExposures([{ what: "the manifest", path: file }], workspaces));

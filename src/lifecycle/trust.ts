@@ -4,20 +4,25 @@
  * folder an agent writes, and it outlives the bottle, so a trusted file that lies in a workspace —
  * or whose path passes through a directory or symlink there, or that has a second name (a hard
  * link) — may already be the agent's: bot-bottle refuses to read it as the operator's. A
- * read-only mount over the file would not do: the agent can rename the folder around it and
- * leave a file of its own at the path the operator's CLI reads.
+ * read-only mount over a file in a folder of the workspace would not do: the agent can rename
+ * the folder around it and leave a file of its own at the path the operator's CLI reads. The one
+ * exception is a file directly in the workspace folder (the manifest beside the project): its
+ * bottle binds it read-only over itself, and a mount point whose parent is itself a mount point
+ * can be neither written, renamed, unlinked nor moved out from under (`shields`).
  */
 import { lstat, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import type { DockerBackend } from "../backends/docker/backend.js";
 import { RefusedError } from "../errors.js";
-import { TRUSTED_FILE, type BottlePlan, type TrustedFile } from "../plan/plan.js";
+import { shieldedFiles, TRUSTED_FILE, type BottlePlan, type TrustedFile } from "../plan/plan.js";
 import { readMetadata } from "../state/bottle-state.js";
 
 /** A folder some bottle's agent can write, and whose it is ("this bottle", "the bottle x-1"). */
 export interface Workspace {
   path: string;
   owner: string;
+  /** Files directly in it that its bottle binds read-only over themselves (plan.ts). */
+  shields?: readonly string[];
 }
 
 export interface Exposure {
@@ -72,6 +77,7 @@ interface Known {
   shown: string;
   paths: string[];
   id: { dev: number; ino: number } | undefined;
+  shields: ReadonlySet<string>;
 }
 
 async function identify(w: Workspace): Promise<Known> {
@@ -82,6 +88,7 @@ async function identify(w: Workspace): Promise<Known> {
     shown: w.path,
     paths: [...new Set([resolve(w.path), real])],
     id: s ? { dev: s.dev, ino: s.ino } : undefined,
+    shields: new Set(w.shields ?? []),
   };
 }
 
@@ -119,10 +126,14 @@ export async function findExposures(
       // folder above it is one (under another name: a bind mount, a case-insensitive spelling).
       for (const candidate of ancestors(step)) {
         const id = candidate === step ? undefined : await idOf(candidate);
+        // A file directly in a workspace that its bottle binds read-only is out of its reach.
+        const shielded = (k: Known) =>
+          i === last && k.shields.has(step) && k.paths.includes(dirname(step));
         const w = known.find(
           (k) =>
-            k.paths.some((p) => below(candidate, p)) ||
-            (id !== undefined && k.id?.dev === id.dev && k.id.ino === id.ino),
+            !shielded(k) &&
+            (k.paths.some((p) => below(candidate, p)) ||
+              (id !== undefined && k.id?.dev === id.dev && k.id.ino === id.ino)),
         );
         if (!w) continue;
         const where = `the workspace of ${w.owner} (${w.shown})`;
@@ -159,9 +170,15 @@ export function refuseExposures(exposures: readonly Exposure[]): void {
 
 /** Before anything is created: none of the plan's trusted files is in its own workspace. */
 export async function refuseOwnExposures(plan: BottlePlan): Promise<void> {
-  refuseExposures(
-    await findExposures(plan.trusted, [{ path: plan.workspace.host, owner: "this bottle" }]),
-  );
+  refuseExposures(await findExposures(plan.trusted, [ownWorkspace(plan)]));
+}
+
+function ownWorkspace(plan: BottlePlan): Workspace {
+  return {
+    path: plan.workspace.host,
+    owner: "this bottle",
+    shields: plan.agentContainer.readOnlyFiles.map((f) => f.host),
+  };
 }
 
 /** A running bottle, as far as trust goes: the folder its agent writes and what it trusts. */
@@ -200,12 +217,19 @@ export async function refuseSharedExposures(
   const others = live.filter((b) => b.slug !== plan.slug);
   const exposures = await findExposures(
     plan.trusted,
-    others.map((b) => ({ path: b.workspace, owner: `the running bottle ${b.slug}` })),
+    others.map((b) => liveWorkspace(b)),
   );
   for (const b of others)
-    for (const e of await findExposures(b.trusted, [
-      { path: plan.workspace.host, owner: "this bottle" },
-    ]))
+    for (const e of await findExposures(b.trusted, [ownWorkspace(plan)]))
       exposures.push({ ...e, file: { ...e.file, what: `${b.slug}'s ${e.file.what}` } });
   refuseExposures(exposures);
+}
+
+/** A running bottle's workspace, with the files it binds read-only there. */
+export function liveWorkspace(b: LiveBottle): Workspace {
+  return {
+    path: b.workspace,
+    owner: `the running bottle ${b.slug}`,
+    shields: shieldedFiles(b.trusted, b.workspace),
+  };
 }

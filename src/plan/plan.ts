@@ -3,7 +3,7 @@
  * can be printed as the preflight summary. Launch reads the plan and re-derives nothing. No secret
  * value is ever in a plan: only the names of the environment variables that hold them.
  */
-import { join } from "node:path";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
 import { AUDIT_DIR, CA_KEY_ENV, type EgressConfig } from "../shared/egress-config.js";
@@ -75,6 +75,12 @@ export interface BottlePlan {
     attach: string[];
     /** Token variables the agent holds a placeholder for (same name as on the host). */
     placeholderEnv: string[];
+    /**
+     * Trusted files that lie directly in the workspace folder (the manifest beside the project's
+     * code), bound read-only over themselves: a file there is a mount point the agent can neither
+     * write, rename nor unlink, and the workspace folder itself is one it cannot move.
+     */
+    readOnlyFiles: { host: string; container: string }[];
   };
   /** What the egress proxy enforces (also written as bundle/egress.json). */
   egress: EgressConfig;
@@ -114,6 +120,12 @@ export interface TrustedFile {
  * Every host file the operator's side trusts for this agent: the manifest itself (re-read by
  * `egress apply`), the upstream CA, the git gate's key files and the agent's Dockerfile.
  */
+/** The trusted files that lie directly in `workspace` (not in a folder below it). */
+export function shieldedFiles(trusted: readonly TrustedFile[], workspace: string): string[] {
+  const root = resolvePath(workspace);
+  return [...new Set(trusted.map((f) => resolvePath(f.path)).filter((p) => dirname(p) === root))];
+}
+
 export function trustedFiles(manifest: Manifest): TrustedFile[] {
   const b = `bottles.${manifest.bottle.name}`;
   return [
@@ -254,6 +266,10 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       command: ["sleep", "infinity"],
       attach: template?.attach ?? [],
       placeholderEnv: tokenEnvNames(manifest.bottle),
+      readOnlyFiles: shieldedFiles(trusted, input.workspace).map((host) => ({
+        host,
+        container: `${WORKSPACE}/${basename(host)}`,
+      })),
     },
     egress,
     trusted,

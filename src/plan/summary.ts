@@ -1,4 +1,5 @@
 /** The preflight summary: a BottlePlan as a person reads it before saying yes. */
+import { resolve } from "node:path";
 import type { EgressConfig, RouteRule } from "../shared/egress-config.js";
 import type { BottlePlan } from "./plan.js";
 
@@ -43,7 +44,7 @@ export function describePlan(plan: BottlePlan): string[] {
     `  networks    ${plan.networks.internal.name} (internal, no host address) and ${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
     ...describeRoutes(plan.egress),
     `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
-    `  trusted     ${plan.trusted.map((f) => `${f.what} ${f.path}`).join(", ")} (outside the workspace: the agent cannot change them)`,
+    `  trusted     ${trustedLine(plan)}`,
     `  state       ${plan.stateDir}`,
   ];
   return lines;
@@ -59,4 +60,23 @@ export function planNotes(plan: BottlePlan, workspace: { uid: number; mode: numb
       `the agent runs as uid ${agentUid}, which cannot write to ${plan.workspace.host} (owned by uid ${workspace.uid}); give it access (e.g. chown ${agentUid}) if the agent should change files`,
     );
   return notes;
+}
+
+/** Each trusted file and why the agent cannot change it. */
+function trustedLine(plan: BottlePlan): string {
+  const bound = new Set(plan.agentContainer.readOnlyFiles.map((f) => f.host));
+  const outside = plan.trusted.filter((f) => !bound.has(resolve(f.path)));
+  const inside = plan.trusted.filter((f) => bound.has(resolve(f.path)));
+  return [
+    ...(outside.length
+      ? [
+          `${outside.map((f) => `${f.what} ${f.path}`).join(", ")} (outside the workspace: the agent cannot change them)`,
+        ]
+      : []),
+    ...(inside.length
+      ? [
+          `${inside.map((f) => `${f.what} ${f.path}`).join(", ")} (in the workspace folder, bound read-only: the agent cannot write, move or remove them)`,
+        ]
+      : []),
+  ].join("; ");
 }

@@ -225,6 +225,10 @@ export class DockerBackend {
         "net.ipv6.conf.default.disable_ipv6=1",
         "--volume",
         `${plan.workspace.host}:${plan.workspace.container}`,
+        ...a.readOnlyFiles.flatMap((f) => [
+          "--mount",
+          `type=bind,source=${f.host},target=${f.container},readonly`,
+        ]),
         ...envFlags(a.env),
         ...Object.keys(options.placeholders).flatMap((name) => ["--env", name]),
         a.image,

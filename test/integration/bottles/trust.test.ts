@@ -42,8 +42,9 @@ describe(
     });
     after(() => (process.env["KEEP"] ? undefined : t.teardown()));
 
-    test("start refuses a manifest or a trust_ca inside the workspace, naming the file; beside it, the bottle starts", async () => {
-      const inside = join(t.workspace, "bot-bottle.json");
+    test("start refuses a manifest or a trust_ca in a folder of the workspace, naming the file; beside it, the bottle starts", async () => {
+      await mkdir(join(t.workspace, "config"), { recursive: true });
+      const inside = join(t.workspace, "config", "bot-bottle.json");
       await writeManifest(inside, [apiRoute, filesRoute]);
       const refused = await t.cli(["start", agent, "-f", inside, "--detach", "--yes"]);
       assert.equal(refused.code, 2, refused.stderr);
@@ -79,8 +80,34 @@ describe(
       );
       assert.deepEqual(await t.leftovers(agent), [], "nothing was created");
       assert.deepEqual(await states(), [], "not even a state dir");
+    });
 
-      // The twin: the manifest beside the workspace (BOT_BOTTLE_MANIFEST) starts.
+    test("a manifest directly in the workspace folder is bound read-only: the agent cannot write, move or remove it", async () => {
+      const atRoot = join(t.workspace, "bot-bottle.json");
+      await writeManifest(atRoot, [apiRoute, filesRoute]);
+      const before = await readFile(atRoot, "utf8");
+      const started = await t.cli(["start", agent, "-f", atRoot, "--detach", "--yes"]);
+      assert.equal(started.code, 0, started.stderr);
+      const rootSlug = started.stdout.trim();
+      // The twin: the agent writes its own files beside it.
+      const twin = await t.sh(rootSlug, "echo ok > mine.txt && cat mine.txt");
+      assert.equal(twin.stdout.trim(), "ok");
+      const attacks: [string, RegExp][] = [
+        ["echo '{}' > bot-bottle.json", /Read-only file system/],
+        ["mv bot-bottle.json moved.json", /Device or resource busy|Read-only file system/],
+        ["rm -f bot-bottle.json", /Device or resource busy|Read-only file system/],
+        ["mv /home/node/workspace /home/node/moved", /Device or resource busy/],
+      ];
+      for (const [script, error] of attacks) {
+        const r = await t.sh(rootSlug, script);
+        assert.notEqual(r.code, 0, script);
+        assert.match(r.stderr, error, script);
+      }
+      assert.equal(await readFile(atRoot, "utf8"), before, "the operator's manifest is unchanged");
+      const stopped = await t.cli(["stop", rootSlug]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+
+      // The bottle the next tests use keeps its manifest beside the workspace (BOT_BOTTLE_MANIFEST).
       slug = await t.start(agent);
       const plan = await t.cli(["start", agent, "--dry-run"]);
       assert.match(

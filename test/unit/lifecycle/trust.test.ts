@@ -34,6 +34,16 @@ describe("files the operator trusts, against the folders agents can write", () =
     assert.match((await exposed(join(ws, "certs", "ca.pem"))) ?? "", /^lies inside/);
   });
 
+  test("a file directly in the workspace that its bottle binds read-only is trusted; in a folder it is not", async () => {
+    const shielded = [{ path: ws, owner: "this bottle", shields: [join(ws, "bot-bottle.json")] }];
+    const why = async (path: string, w = shielded) =>
+      (await findExposures([{ what: "the manifest", path }], w))[0]?.why;
+    assert.equal(await why(join(ws, "bot-bottle.json")), undefined);
+    assert.match((await why(join(ws, "bot-bottle.json"), workspaces())) ?? "", /^lies inside/);
+    const nested = [{ ...shielded[0]!, shields: [join(ws, "certs", "ca.pem")] }];
+    assert.match((await why(join(ws, "certs", "ca.pem"), nested)) ?? "", /^lies inside/);
+  });
+
   test("a file the agent could still create in the workspace is refused", async () => {
     assert.match((await exposed(join(ws, "later", "key"))) ?? "", /^lies inside/);
   });
