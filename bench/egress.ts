@@ -7,11 +7,11 @@
  * injection and secret scanning on. Installs mitmproxy from Debian when it is missing.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { constants as fsConstants, existsSync } from "node:fs";
+import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect as netConnect, createServer, type Socket } from "node:net";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { run } from "../src/exec/run.js";
 import { PACKAGE_ROOT } from "../src/package-root.js";
@@ -258,15 +258,43 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The executable `name` on PATH, or undefined. Looked up here rather than through a shell: the
+ * shells disagree on how `command -v` reports a missing program (dash exits 127, bash 1).
+ */
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, name);
+    if (
+      await access(file, fsConstants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return file;
+  }
+  return undefined;
+}
+
 async function ensureMitmdump(): Promise<string> {
-  const found = await run("sh", ["-c", "command -v mitmdump"], { okExitCodes: [0, 1] });
-  if (found.stdout.trim()) return found.stdout.trim();
+  const found = await onPath("mitmdump");
+  if (found) return found;
   process.stderr.write("installing Debian's mitmproxy for the comparison…\n");
-  await run("apt-get", ["install", "-y", "--no-install-recommends", "mitmproxy"], {
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    timeoutMs: 15 * 60_000,
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const install = () =>
+    run("apt-get", ["install", "-y", "--no-install-recommends", "mitmproxy"], {
+      env,
+      timeoutMs: 15 * 60_000,
+    });
+  // Package lists that are missing or stale make the install fail: refresh them once and retry.
+  await install().catch(async () => {
+    await run("apt-get", ["update"], { env, timeoutMs: 5 * 60_000 });
+    await install();
   });
-  return "mitmdump";
+  const installed = await onPath("mitmdump");
+  if (!installed) throw new Error("mitmproxy was installed but mitmdump is not on PATH");
+  return installed;
 }
 
 async function main(): Promise<void> {
@@ -324,10 +352,12 @@ async function main(): Promise<void> {
     const egress = spawn(
       process.execPath,
       [
-        // BENCH_PROFILE=DIR writes a CPU profile of the egress daemon there.
+        // BENCH_PROFILE=DIR writes a CPU profile of the egress daemon there; BENCH_NODE_FLAGS adds
+        // node flags to it (e.g. "--perf-basic-prof" for `perf record -p`).
         ...(process.env["BENCH_PROFILE"]
           ? ["--cpu-prof", "--cpu-prof-dir", process.env["BENCH_PROFILE"]]
           : []),
+        ...(process.env["BENCH_NODE_FLAGS"]?.split(" ").filter(Boolean) ?? []),
         join(PACKAGE_ROOT, "dist", "sidecars", "egress", "main.js"),
         "--port",
         String(egressPort),

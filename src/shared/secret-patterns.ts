@@ -199,7 +199,23 @@ COMPILED.forEach((c, i) => {
 });
 
 /** Where any shape can start: one pass over the text. */
-const STARTS = new RegExp(SECRET_PATTERNS.map((p) => `(?:${p.start.source})`).join("|"), "g");
+const STARTS_SOURCE = SECRET_PATTERNS.map((p) => `(?:${p.start.source})`).join("|");
+const STARTS = new RegExp(STARTS_SOURCE, "g");
+
+/**
+ * The same search for long texts (bodies), as a regex of its own. V8 compiles a regex's machine
+ * code once, tuned to the character frequencies of the text it first runs on (the source is the
+ * cache key, hence the extra group): tuned to a request head, the search of a body runs ~10 times
+ * slower on some bodies (470 MB/s instead of 5 GB/s on a run of one letter). This one is compiled
+ * here, on a text with every byte equally often, and only ever runs on long texts afterwards.
+ */
+const LONG = 4096;
+const STARTS_LONG = new RegExp(`(?:${STARTS_SOURCE})`, "g");
+STARTS_LONG.exec(
+  Array.from({ length: 256 }, (_, i) => String.fromCharCode(i))
+    .join("")
+    .repeat(LONG / 256),
+);
 
 /**
  * The first credential shape in `text` (by where the search finds it), or undefined. Linear in
@@ -208,7 +224,7 @@ const STARTS = new RegExp(SECRET_PATTERNS.map((p) => `(?:${p.start.source})`).jo
 export function findSecretPattern(text: string): PatternMatch | undefined {
   // Per shape with a `run`: the offset before which its tries are known to fail.
   const skip = new Array<number>(COMPILED.length).fill(0);
-  const starts = STARTS;
+  const starts = text.length >= LONG ? STARTS_LONG : STARTS;
   starts.lastIndex = 0;
   for (let m = starts.exec(text); m; m = starts.exec(text)) {
     const at = m.index;

@@ -139,8 +139,16 @@ function check(
   };
 }
 
+/** One set per route object (routes are replaced, never changed, on reload). */
+const allowedByRoute = new WeakMap<RouteRule, ReadonlySet<string>>();
+
 export function allowedPlaceholders(route: RouteRule): ReadonlySet<string> {
-  return new Set(route.auth ? [route.auth.tokenEnv] : []);
+  let allowed = allowedByRoute.get(route);
+  if (!allowed) {
+    allowed = new Set(route.auth ? [route.auth.tokenEnv] : []);
+    allowedByRoute.set(route, allowed);
+  }
+  return allowed;
 }
 
 /**

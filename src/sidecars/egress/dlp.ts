@@ -341,7 +341,9 @@ export class SecretScanner {
 
 /** One body's scan: push chunks in, get back what may be forwarded now. */
 export class StreamScan {
+  /** The bytes held back, as text (for the next scan) and as sent (to forward them unchanged). */
   private tail = "";
+  private held: Buffer = Buffer.alloc(0);
   private spentMs = 0;
   private scannedBytes = 0;
   private refusal: Finding | undefined;
@@ -361,7 +363,8 @@ export class StreamScan {
     if (this.refusal) return { forward: Buffer.alloc(0), finding: this.refusal };
     const out: Buffer[] = [];
     for (let at = 0; at < chunk.length; at += STREAM_WINDOW) {
-      const text = this.tail + chunk.toString("latin1", at, at + STREAM_WINDOW);
+      const window = chunk.subarray(at, at + STREAM_WINDOW);
+      const text = this.tail + window.toString("latin1");
       const started = this.scanner.clock();
       const finding = this.scanner.scan(text, this.allowed);
       this.spentMs += this.scanner.clock() - started;
@@ -370,7 +373,17 @@ export class StreamScan {
       if (this.refusal) return { forward: Buffer.alloc(0), finding: this.refusal };
       const keep = Math.min(this.scanner.overlap, text.length);
       this.tail = text.slice(text.length - keep);
-      if (text.length > keep) out.push(Buffer.from(text.slice(0, text.length - keep), "latin1"));
+      // What leaves is the scanned bytes themselves (held-back ones first), never re-encoded.
+      const cut = text.length - keep;
+      const held = this.held;
+      if (cut >= held.length) {
+        if (held.length) out.push(held);
+        if (cut > held.length) out.push(window.subarray(0, cut - held.length));
+        this.held = Buffer.from(window.subarray(cut - held.length));
+      } else {
+        if (cut > 0) out.push(held.subarray(0, cut));
+        this.held = Buffer.concat([held.subarray(cut), window]);
+      }
     }
     return { forward: out.length === 1 ? (out[0] ?? Buffer.alloc(0)) : Buffer.concat(out) };
   }
@@ -387,8 +400,9 @@ export class StreamScan {
   }
 
   end(): Buffer {
-    const rest = this.refusal ? Buffer.alloc(0) : Buffer.from(this.tail, "latin1");
+    const rest = this.refusal ? Buffer.alloc(0) : this.held;
     this.tail = "";
+    this.held = Buffer.alloc(0);
     return rest;
   }
 }
