@@ -37,6 +37,8 @@ export class Recorder {
   constructor(
     private readonly sink: (record: AuditRecord) => void,
     private readonly log: Logger,
+    /** Told of a connection the proxy has answered with `Connection: close`. */
+    private readonly closing: (socket: Duplex) => void,
     /** The scanner now, and the placeholders it may see (they are not secrets). */
     private readonly scanning: () => {
       scanner: SecretScanner;
@@ -97,6 +99,7 @@ export class Recorder {
 
   refuseResponse(res: ServerResponse, p: Pending, r: Refusal, status = 403): void {
     this.recordRefusal(p, r, status);
+    this.closing(res.req.socket);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -115,6 +118,7 @@ export class Recorder {
 
   refuseSocket(socket: Duplex, p: Pending, r: Refusal, status = 403): void {
     this.recordRefusal(p, r, status);
+    this.closing(socket);
     const body = r.reason + "\n";
     const text = STATUS_CODES[status] ?? "Forbidden";
     if (socket.writable)

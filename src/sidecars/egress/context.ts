@@ -16,6 +16,7 @@ import type { SecretScanner } from "./dlp.js";
 import type { Live } from "./live.js";
 import type { Target } from "./policy.js";
 import type { Resolver } from "./resolve.js";
+import type { Turns } from "./turns.js";
 
 export type Lookup = (host: string) => Promise<LookupAddress[]>;
 
@@ -91,4 +92,6 @@ export interface ProxyContext {
   readonly tunnels: WeakMap<Duplex, Target>;
   /** The Host header last accepted on each tunnel (the same one comes back on every request). */
   readonly hostSeen: WeakMap<Duplex, string>;
+  /** One request at a time per connection, none after a refusal. */
+  readonly turns: Turns;
 }

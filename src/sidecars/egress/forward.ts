@@ -49,6 +49,9 @@ export async function forwardRequest(
 ): Promise<void> {
   const tls = tunnel !== undefined;
   const p = pending(tls ? "https" : "http", req.method ?? "", tunnel, req.url ?? "");
+  const release = await ctx.turns.take(req.socket);
+  if (!release) return dropAfterClose(ctx, req, res, p);
+  res.once("close", release);
   const rules = ctx.rules;
   const admitted = await admit(ctx, req, tunnel, p, rules, "an https:// URL");
   if ("refusal" in admitted)
@@ -216,4 +219,18 @@ export function responseHeaders(headers: IncomingHttpHeaders, rules: Rules): Out
       : Redactor.text(value, rules.redactions);
   }
   return out;
+}
+
+/** A request the agent sent behind a refusal on the same connection: recorded, never sent. */
+function dropAfterClose(
+  ctx: ProxyContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  p: ReturnType<typeof pending>,
+): void {
+  ctx.recorder.record(p, "refuse", "after-close", {
+    reason: "bot-bottle: a request sent after a refusal on the same connection is not read",
+  });
+  req.resume();
+  res.destroy();
 }

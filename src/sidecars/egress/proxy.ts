@@ -33,6 +33,7 @@ import { forwardRequest } from "./forward.js";
 import { Live } from "./live.js";
 import { refuse, type Target } from "./policy.js";
 import { Resolver, systemLookup } from "./resolve.js";
+import { Turns } from "./turns.js";
 import { handleUpgrade } from "./upgrade.js";
 
 export type { EgressOptions, Lookup } from "./context.js";
@@ -46,6 +47,7 @@ export class EgressProxy implements ProxyContext {
   readonly live = new Live();
   readonly tunnels = new WeakMap<Duplex, Target>();
   readonly hostSeen = new WeakMap<Duplex, string>();
+  readonly turns = new Turns();
   readonly http = new HttpAgent({ keepAlive: true, maxSockets: 256 });
   private current: Rules;
   private currentTrust: string | undefined;
@@ -55,11 +57,16 @@ export class EgressProxy implements ProxyContext {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.resolver = new Resolver(options.lookup ?? systemLookup, this.limits);
     this.current = this.compile(options.config, options.trustCa);
-    this.recorder = new Recorder(options.audit, options.log, () => ({
-      scanner: this.current.scanner,
-      placeholders: new Set(this.current.placeholders.keys()),
-      secrets: options.secrets,
-    }));
+    this.recorder = new Recorder(
+      options.audit,
+      options.log,
+      (socket) => this.turns.close(socket),
+      () => ({
+        scanner: this.current.scanner,
+        placeholders: new Set(this.current.placeholders.keys()),
+        secrets: options.secrets,
+      }),
+    );
     const serverOptions = {
       keepAlive: true,
       noDelay: true,

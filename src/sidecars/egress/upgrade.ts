@@ -31,6 +31,16 @@ export async function handleUpgrade(
   const tls = tunnel !== undefined;
   socket.on("error", () => socket.destroy());
   const p = pending("websocket", req.method ?? "GET", tunnel, req.url ?? "");
+  // An upgrade ends the connection's life as HTTP: it waits for the requests before it, and
+  // never follows a refusal.
+  const release = await ctx.turns.take(socket);
+  if (!release) {
+    ctx.recorder.record(p, "refuse", "after-close", {
+      reason: "bot-bottle: a request sent after a refusal on the same connection is not read",
+    });
+    return void socket.destroy();
+  }
+  socket.once("close", release);
   if (!isWebSocketUpgrade(req))
     return ctx.recorder.refuseSocket(
       socket,
@@ -64,6 +74,10 @@ export async function handleUpgrade(
   upstream.on("upgrade", (ures: IncomingMessage, usocket: Socket, uhead: Buffer) => {
     usocket.setNoDelay(true);
     usocket.setTimeout(0);
+    if (socket.destroyed) {
+      usocket.destroy();
+      return ctx.recorder.record(p, "allow", "aborted", { route: route.host, status: 101 });
+    }
     const problem = checkUpgradeResponse(ures.headers, String(req.headers["sec-websocket-key"]));
     if (problem) {
       usocket.destroy();

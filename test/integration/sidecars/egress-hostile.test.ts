@@ -208,6 +208,27 @@ describe("the egress proxy against a hostile agent, in process", () => {
       assert.deepEqual(upstream.received, []);
     });
 
+    test("nothing pipelined behind a refused request is read: not a request, not an upgrade", async () => {
+      const twin = await raw(
+        `GET /a HTTP/1.1\r\nHost: ${api}\r\n\r\nGET /b HTTP/1.1\r\nHost: ${api}\r\nConnection: close\r\n\r\n`,
+      );
+      assert.deepEqual(statuses(twin), ["200", "200"], "two pipelined requests are both served");
+      upstream.received.length = 0;
+      for (const behind of [
+        `POST /after HTTP/1.1\r\nHost: ${api}\r\nContent-Length: 2\r\n\r\nhi`,
+        `GET /ws HTTP/1.1\r\nHost: ${api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ]) {
+        const reply = await raw(
+          `GET /x HTTP/1.1\r\nHost: ${api}\r\nContent-Length: 3\r\n\r\nabc` + behind,
+        );
+        assert.deepEqual(statuses(reply), ["403"]);
+        assert.equal(refusal(reply), "body-not-allowed");
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(upstream.received, [], "nothing behind a refusal reached the upstream");
+      assert.ok(audit.some((a) => a.tag === "after-close"));
+    });
+
     test("two Host headers, or a Host that differs by spelling, are refused", async () => {
       const two = await raw(`GET /x HTTP/1.1\r\nHost: ${api}\r\nHost: evil.example.test\r\n\r\n`);
       assert.equal(refusal(two), "ambiguous-framing");

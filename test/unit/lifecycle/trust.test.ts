@@ -4,7 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { RefusedError } from "../../../src/errors.js";
-import { findExposures, refuseExposures, traversal } from "../../../src/lifecycle/trust.js";
+import {
+  findExposures,
+  refuseExposures,
+  traversal,
+  type Workspace,
+} from "../../../src/lifecycle/trust.js";
 
 describe("files the operator trusts, against the folders agents can write", () => {
   let root = "";
@@ -36,7 +41,7 @@ describe("files the operator trusts, against the folders agents can write", () =
 
   test("a file directly in the workspace that its bottle binds read-only is trusted; in a folder it is not", async () => {
     const shielded = [{ path: ws, owner: "this bottle", shields: [join(ws, "bot-bottle.json")] }];
-    const why = async (path: string, w = shielded) =>
+    const why = async (path: string, w: Workspace[] = shielded) =>
       (await findExposures([{ what: "the manifest", path }], w))[0]?.why;
     assert.equal(await why(join(ws, "bot-bottle.json")), undefined);
     assert.match((await why(join(ws, "bot-bottle.json"), workspaces())) ?? "", /^lies inside/);
