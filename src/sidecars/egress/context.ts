@@ -3,7 +3,6 @@
  * limits it enforces, and the one context object each handler is given. Types only, plus the
  * constants that bound the proxy's resources.
  */
-import type { LookupAddress } from "node:dns";
 import type { Agent as HttpAgent, Server } from "node:http";
 import type { Agent as HttpsAgent } from "node:https";
 import type { Duplex } from "node:stream";
@@ -15,10 +14,10 @@ import type { CertificateAuthority } from "./certs.js";
 import type { SecretScanner } from "./dlp.js";
 import type { Live } from "./live.js";
 import type { Target } from "./policy.js";
-import type { Resolver } from "./resolve.js";
+import type { Lookup, Resolver } from "./resolve.js";
 import type { Turns } from "./turns.js";
 
-export type Lookup = (host: string) => Promise<LookupAddress[]>;
+export type { Lookup };
 
 export interface EgressOptions {
   config: EgressConfig;

@@ -97,6 +97,20 @@ function formList(raw: Buffer): string[] {
   return forms;
 }
 
+/** Base64 (and base64url) of a value at each alignment, from its first whole character to the end. */
+function paddedTails(raw: Buffer): string[] {
+  const forms: string[] = [];
+  for (let shift = 0; shift < 3; shift++) {
+    const b64 = Buffer.concat([Buffer.alloc(shift), raw])
+      .toString("base64")
+      .slice([0, 2, 3][shift] ?? 0);
+    const url = b64.replaceAll("+", "-").replaceAll("/", "_");
+    // With and without its padding: base64url usually goes without.
+    forms.push(b64, url, b64.replace(/=+$/, ""), url.replace(/=+$/, ""));
+  }
+  return forms;
+}
+
 /** A value with every character JSON-escaped (`\u0073\u006b…`), in lower- or upper-case hex. */
 function jsonEscaped(raw: Buffer, upper: boolean): string {
   let out = "";
@@ -460,6 +474,12 @@ function compile(pairs: readonly RedactionPair[]): Redactions {
     formList(real).forEach((form, i) => {
       if (form.length >= GRAM && !plain.has(form))
         plain.set(form, sameLength(fakes[i] ?? "", form.length));
+    });
+    // A token that ends what was base64-encoded ("user:token", the token alone) ends in a
+    // character that mixes its last bits with zeros, then padding: that whole tail is its own.
+    const tails = paddedTails(placeholder);
+    paddedTails(real).forEach((form, i) => {
+      if (!plain.has(form)) plain.set(form, sameLength(tails[i] ?? "", form.length));
     });
     for (const upper of [false, true]) {
       const form = jsonEscaped(real, upper);

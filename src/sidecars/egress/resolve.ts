@@ -7,9 +7,11 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { isIP } from "node:net";
 import { isInternalAddress } from "../../shared/hosts.js";
-import type { Lookup } from "./context.js";
 import type { Finding, SecretScanner } from "./dlp.js";
 import { literalAllowed, refuse, type Refusal, type Target } from "./policy.js";
+
+/** Name resolution: the system resolver, or a test's own. */
+export type Lookup = (host: string) => Promise<LookupAddress[]>;
 
 export const systemLookup: Lookup = (host) =>
   new Promise((resolve, reject) =>

@@ -515,11 +515,7 @@ describe("the egress proxy against a hostile agent, in process", () => {
         headers: { "x-api-key": PLACEHOLDER },
       });
       const body = JSON.parse(res.body) as { b64: string; hex: string; escaped: string };
-      // The last base64 character also carries padding bits: all but the last byte is exact.
-      assert.equal(
-        Buffer.from(body.b64, "base64").toString().slice(0, -1),
-        PLACEHOLDER.slice(0, -1),
-      );
+      assert.equal(Buffer.from(body.b64, "base64").toString(), PLACEHOLDER);
       assert.equal(Buffer.from(body.hex, "hex").toString(), PLACEHOLDER);
       assert.equal(body.escaped, PLACEHOLDER, "JSON.parse decodes the escapes");
       for (const form of [TOKEN, Buffer.from(TOKEN).toString("hex")])

@@ -379,6 +379,16 @@ describe("the redactor", () => {
       }
   });
 
+  test("a token that ends what was base64-encoded comes back as the whole placeholder", () => {
+    for (const encoding of ["base64", "base64url"] as const)
+      for (const pre of ["", "user:", "ab"]) {
+        const encoded = Buffer.from(pre + real.toString()).toString(encoding);
+        const out = Redactor.text(`Basic ${encoded}\n`, pairs);
+        const decoded = Buffer.from(out.slice(6, -1), encoding).toString("latin1");
+        assert.equal(decoded, pre + fake.toString(), `${encoding}+${pre.length}`);
+      }
+  });
+
   test("ordinary data passes through as is, in the same buffer", () => {
     const r = new Redactor(pairs);
     const plain = Buffer.from('{"a":"caf\\u00e9 0123456789 abcdef ABCDEF"}x');
