@@ -478,6 +478,37 @@ describe("the egress proxy against a hostile agent, in process", () => {
       assert.deepEqual(upstream.received, []);
     });
 
+    test("connections past the cap are closed at once; those within it are served", async () => {
+      const capped = new EgressProxy({
+        config: config(),
+        trustCa: upstreamCa.cert,
+        ca: bottleCa.authority,
+        secrets: { ANTHROPIC_API_KEY: TOKEN },
+        audit: () => undefined,
+        log: () => undefined,
+        limits: { maxConnections: 2 },
+      });
+      const cappedPort = await capped.listen(0, "127.0.0.1");
+      try {
+        const held = [netConnect(cappedPort, "127.0.0.1"), netConnect(cappedPort, "127.0.0.1")];
+        await Promise.all(held.map((s) => new Promise((r) => s.once("connect", r))));
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(capped.connections, 2);
+        const third = netConnect(cappedPort, "127.0.0.1");
+        await closedWithin(third, 2000);
+        held[0]?.destroy();
+        await new Promise((r) => setTimeout(r, 50));
+        const res = await viaProxy(cappedPort, api, bottleCa.cert, {
+          path: "/within",
+          headers: { "x-api-key": PLACEHOLDER },
+        });
+        assert.equal(res.status, 200, "a connection within the cap is served");
+        held[1]?.destroy();
+      } finally {
+        await capped.close();
+      }
+    });
+
     test("a connection that never sends a request line is closed", async () => {
       const s = netConnect(port, "127.0.0.1");
       await new Promise((r) => s.once("connect", r));
