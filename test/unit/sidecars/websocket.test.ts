@@ -3,14 +3,16 @@ import { Duplex } from "node:stream";
 import { describe, test } from "node:test";
 import {
   checkUpgradeResponse,
-  FrameParser,
   isWebSocketUpgrade,
-  ProtocolError,
   relayWebSocket,
   withoutExtensions,
-  type FrameSink,
   type RelayStats,
 } from "../../../src/sidecars/egress/websocket.js";
+import {
+  FrameParser,
+  ProtocolError,
+  type FrameSink,
+} from "../../../src/sidecars/egress/ws-frames.js";
 
 // --- a reference codec, written independently of the one under test ---------------------------
 
