@@ -8,9 +8,10 @@
  *
  * This file holds the servers, the rules and the limits; the parts live beside it, each with one
  * entry point: admission.ts (every check before a byte leaves; framing.ts for request framing;
- * turns.ts, one request at a time per connection),
- * forward.ts (HTTP), connect.ts (CONNECT: intercept and passthrough), upgrade.ts (WebSocket; websocket.ts the relay, ws-frames.ts the frames),
- * audit.ts (refusals and the audit trail), resolve.ts (addresses), live.ts (long connections).
+ * turns.ts, one request at a time per connection), forward.ts (HTTP), connect.ts (CONNECT:
+ * intercept and passthrough), upgrade.ts (WebSocket: websocket.ts the relay, ws-frames.ts the
+ * frames), audit.ts (refusals and the audit trail), resolve.ts (addresses), live.ts (long
+ * connections).
  */
 import { Agent as HttpAgent, createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
