@@ -9,11 +9,10 @@ import { randomBytes } from "node:crypto";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { run } from "../../../src/exec/run.js";
 import type { AuditRecord } from "../../../src/shared/egress-config.js";
 import { placeholderFor } from "../../../src/shared/placeholders.js";
-import { createCa } from "../../../src/state/bottle-state.js";
 import { TestBottles } from "../../helpers/bottles.js";
+import { upstreamCerts, upstreamLog } from "../../helpers/fake-upstream.js";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures");
 const IMAGE = "bot-bottle/shell:latest";
@@ -34,45 +33,7 @@ interface Seen {
 
 /** What the fake upstream received, in order. */
 async function received(container: string): Promise<Seen[]> {
-  const { stdout } = await run("docker", ["logs", container]);
-  return stdout
-    .split("\n")
-    .filter((l) => l.startsWith('{"event":"request"'))
-    .map((l) => JSON.parse(l) as Seen);
-}
-
-/** A test CA and one leaf for every upstream name. */
-async function makeCerts(dir: string): Promise<void> {
-  // The same kind of CA a bottle gets, made the same way (ca/ca.crt, ca/ca.key).
-  await createCa(join(dir, "ca"), "test upstream");
-  const o = (args: string[]) => run("openssl", args, { cwd: dir });
-  await o([
-    "req",
-    "-x509",
-    "-CA",
-    "ca/ca.crt",
-    "-CAkey",
-    "ca/ca.key",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    "leaf.key",
-    "-out",
-    "leaf.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=api.anthropic.com",
-    "-addext",
-    `subjectAltName=${[...NAMES, "pinned.example.test"].map((n) => `DNS:${n}`).join(",")}`,
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-  ]);
-  // The upstream runs as root in its container, but the files must be readable there.
-  await run("chmod", ["644", join(dir, "leaf.key")]);
+  return (await upstreamLog(container)).filter((e) => e.event === "request") as Seen[];
 }
 
 describe(
@@ -133,7 +94,7 @@ describe(
       const built = await t.cli(["images", "build", "shell", "bundle"], 20 * 60_000);
       assert.equal(built.code, 0, built.stderr);
       certs = join(t.dir, "certs");
-      await makeCerts(certs);
+      await upstreamCerts(certs, [...NAMES, "pinned.example.test"]);
       net = await t.network([]);
       upstream = await t.container([
         "--network",
