@@ -33,18 +33,31 @@ export function pending(
 
 export const WITHHELD = "<withheld: carries a secret>";
 
+/** What the recorder scans with: the scanner, the placeholders it may see, the secrets. */
+export interface ScanSnapshot {
+  scanner: SecretScanner;
+  placeholders: ReadonlySet<string>;
+  secrets: Readonly<Record<string, string>>;
+}
+
+/** Verdicts remembered per snapshot (all forgotten at once when full), for texts this long at most. */
+const VERDICTS = 1024;
+const VERDICT_TEXT = 1024;
+
 export class Recorder {
+  /** The scanner's verdict by field text, per snapshot `scanning` returns ("t"/"h" + text). */
+  private readonly verdicts = new WeakMap<ScanSnapshot, Map<string, boolean>>();
+
   constructor(
     private readonly sink: (record: AuditRecord) => void,
     private readonly log: Logger,
     /** Told of a connection the proxy has answered with `Connection: close`. */
     private readonly closing: (socket: Duplex) => void,
-    /** The scanner now, and the placeholders it may see (they are not secrets). */
-    private readonly scanning: () => {
-      scanner: SecretScanner;
-      placeholders: ReadonlySet<string>;
-      secrets: Readonly<Record<string, string>>;
-    },
+    /**
+     * The scanner now, and the placeholders it may see (they are not secrets): the same object
+     * for as long as the rules are the same (verdicts are remembered per object).
+     */
+    private readonly scanning: () => ScanSnapshot,
   ) {}
 
   record(p: Pending, decision: "allow" | "refuse", tag: string, extra: Partial<AuditRecord> = {}) {
@@ -73,18 +86,48 @@ export class Recorder {
       });
   }
 
-  /** Every text field the agent could have put a secret in, withheld when it carries one. */
+  /**
+   * Every text field the agent could have put a secret in, withheld when it carries one. Every
+   * record's method, host and path are scanned, allowed ones too: an allowed request's target
+   * passed the head scan, but the audit path is not the text that scan saw (the authority is cut
+   * off, query values dropped, long paths truncated, and a cut can make a boundary a shape needs),
+   * and a reload may have changed the scanner since. What is saved instead is the repeat: an
+   * agent sends the same few hosts and paths over and over, and the scanner's verdict on the same
+   * text under the same scanner and placeholders is the same, so it is remembered per snapshot.
+   */
   private withhold(entry: AuditRecord): AuditRecord {
-    const { scanner, placeholders, secrets } = this.scanning();
+    const snapshot = this.scanning();
+    const { scanner, placeholders, secrets } = snapshot;
+    let seen = this.verdicts.get(snapshot);
+    if (!seen) this.verdicts.set(snapshot, (seen = new Map<string, boolean>()));
+    const verdicts = seen;
+    const carries = (key: string, text: string, scan: () => boolean) => {
+      if (text.length > VERDICT_TEXT) return scan();
+      let v = verdicts.get(key);
+      if (v === undefined) {
+        v = scan();
+        if (verdicts.size >= VERDICTS) verdicts.clear();
+        verdicts.set(key, v);
+      }
+      return v;
+    };
+    const scanText = (text: string) =>
+      scanner.scan(Buffer.from(text, "utf8").toString("latin1"), placeholders) !== undefined;
     const clean = (text: string) =>
-      text && scanner.scan(Buffer.from(text, "utf8").toString("latin1"), placeholders)
-        ? WITHHELD
-        : text;
+      text && carries("t" + text, text, () => scanText(text)) ? WITHHELD : text;
     const out = {
       ...entry,
       method: clean(entry.method),
       // A host name is scanned as resolve.ts scans it: labels run together and decoded too.
-      host: entry.host && scanHostName(entry.host, scanner, secrets) ? WITHHELD : clean(entry.host),
+      host:
+        entry.host &&
+        carries(
+          "h" + entry.host,
+          entry.host,
+          () => scanHostName(entry.host, scanner, secrets) !== undefined || scanText(entry.host),
+        )
+          ? WITHHELD
+          : entry.host,
       path: clean(entry.path),
     };
     // Reasons quote the host and path they refuse: a withheld one is withheld there too.

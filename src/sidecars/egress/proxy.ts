@@ -21,7 +21,7 @@ import type { Duplex } from "node:stream";
 import { createSecureContext, rootCertificates } from "node:tls";
 import type { EgressConfig } from "../../shared/egress-config.js";
 import { placeholderFor } from "../../shared/placeholders.js";
-import { pending, Recorder } from "./audit.js";
+import { pending, Recorder, type ScanSnapshot } from "./audit.js";
 import { handleConnect } from "./connect.js";
 import {
   DEFAULT_LIMITS,
@@ -59,15 +59,25 @@ export class EgressProxy implements ProxyContext {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.resolver = new Resolver(options.lookup ?? systemLookup, this.limits);
     this.current = this.compile(options.config, options.trustCa);
+    // One snapshot per rules, not one per audit line: the recorder remembers verdicts by it.
+    const snapshots = new WeakMap<Rules, ScanSnapshot>();
     this.recorder = new Recorder(
       options.audit,
       options.log,
       (socket) => this.turns.close(socket),
-      () => ({
-        scanner: this.current.scanner,
-        placeholders: new Set(this.current.placeholders.keys()),
-        secrets: options.secrets,
-      }),
+      () => {
+        const rules = this.current;
+        let snapshot = snapshots.get(rules);
+        if (!snapshot) {
+          snapshot = {
+            scanner: rules.scanner,
+            placeholders: new Set(rules.placeholders.keys()),
+            secrets: options.secrets,
+          };
+          snapshots.set(rules, snapshot);
+        }
+        return snapshot;
+      },
     );
     const serverOptions = {
       keepAlive: true,
