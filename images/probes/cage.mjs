@@ -1,8 +1,14 @@
-// The cage self-test's probe program, run inside the agent by `start` (one `exec`, the program on
-// stdin, the probe list as the one argument). It tries every probe at once, each with a deadline,
-// and prints one JSON line: what each probe met. It decides nothing; the host judges the results.
-//   {"probes":[{"name","kind":"tcp"|"dns"|"http","host","port","path","timeoutMs"}…]}
+// The cage self-test's probe program, run inside the agent by `start` (one `exec`, the program
+// and the probe list as arguments). It tries every probe at once, each with a deadline, and prints
+// one JSON line: what each probe met. It decides nothing; the host judges the results.
+//   {"probes":[{"name","kind":"tcp"|"dns"|"http","host","port","path","timeoutMs",
+//               "retryRefusedMs","afterAllowed"}…]}
 // → {"results":[{"name","outcome":"connected"|"error","code","status","refusal","address","ms"}…]}
+// `start` runs it as soon as the agent runs, while the bundle may still be starting: a probe with
+// retryRefusedMs (one the bundle must answer) tries again after a refused connection, for up to
+// that long; a probe with afterAllowed (a bundle port off the plan, which proves closed only once
+// the bundle listens) waits until every such probe has answered or given up. The bundle's init
+// binds its own ports before it starts the daemons those probes reach.
 // Names are resolved by c-ares against the agent's resolv.conf servers, with the probe's
 // deadline: the system resolver would hold a thread for its own seconds-long timeouts.
 // "@gateway" is the first address of the agent's own subnet.
@@ -108,17 +114,38 @@ function http({ host, port, path, timeoutMs }) {
 }
 
 const kinds = { tcp, dns, http };
+/** How often a probe the bundle must answer knocks again while the bundle is starting. */
+const RETRY_EVERY_MS = 5;
+
+async function attempt(run, p) {
+  const until = performance.now() + (p.retryRefusedMs ?? 0);
+  for (;;) {
+    try {
+      return await run(p);
+    } catch (e) {
+      if (e?.code !== "ECONNREFUSED" || performance.now() >= until) throw e;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_EVERY_MS));
+    }
+  }
+}
+
+async function probe(p) {
+  const run = kinds[p.kind];
+  const r = run
+    ? await withDeadline(
+        Promise.resolve().then(() => attempt(run, p)),
+        p.timeoutMs + (p.retryRefusedMs ?? 0),
+      )
+    : { outcome: "error", code: `ERROR unknown probe kind ${p.kind}` };
+  return { name: p.name, ...r, ms: ms() };
+}
+
+const first = new Map(spec.probes.filter((p) => !p.afterAllowed).map((p) => [p, probe(p)]));
+const allowedDone = Promise.all(
+  spec.probes.filter((p) => p.retryRefusedMs).map((p) => first.get(p)),
+);
 const results = await Promise.all(
-  spec.probes.map(async (p) => {
-    const run = kinds[p.kind];
-    const r = run
-      ? await withDeadline(
-          Promise.resolve().then(() => run(p)),
-          p.timeoutMs,
-        )
-      : { outcome: "error", code: `ERROR unknown probe kind ${p.kind}` };
-    return { name: p.name, ...r, ms: ms() };
-  }),
+  spec.probes.map((p) => first.get(p) ?? allowedDone.then(() => probe(p))),
 );
 process.stdout.write(JSON.stringify({ results }) + "\n");
 // A query still waiting in the resolver must not hold the program open past its deadline.

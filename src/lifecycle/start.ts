@@ -14,13 +14,14 @@ import type { DockerCli } from "../backends/docker/cli.js";
 import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
 import { formatPath } from "../manifest/problems.js";
-import { installCa } from "../provision/ca.js";
+import { caInstallStep } from "../provision/ca.js";
 import {
   assertCaged,
   cageLine,
   cageProbes,
   hostAddresses,
   selfTestCage,
+  type CageResult,
 } from "../provision/cage.js";
 import { placeholderFor } from "../shared/placeholders.js";
 import { agentImageFor, newId, planBottle, type BottlePlan } from "../plan/plan.js";
@@ -109,14 +110,24 @@ export async function launch(
       if (value) placeholders[name] = placeholderFor(value, name, plan.slug);
     }
     const backend = new DockerBackend(docker);
-    const bottle = await backend.launch(plan, { progress, bundleSecrets, placeholders });
+    const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
+    let cage: CageResult | undefined;
+    const bottle = await backend.launch(plan, {
+      progress,
+      bundleSecrets,
+      placeholders,
+      // The CA install and the cage self-test, in one exec, start as soon as the agent runs,
+      // while the bundle gets ready: the install needs only the agent, and the self-test needs
+      // no CA (it speaks plain HTTP to the proxy) and waits for the bundle itself. The host's
+      // addresses are read now: they include the bridges of this bottle's own networks.
+      whileBundleStarts: async (agent) => {
+        cage = await selfTestCage(agent, cageProbes(plan.bundle.ports, hostAddresses()), {
+          alongside: caInstallStep(ca),
+        });
+      },
+    });
     try {
-      // The cage self-test needs no CA (it speaks plain HTTP to the proxy): both run at once.
-      const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
-      const [, cage] = await Promise.all([
-        installCa(bottle, ca),
-        selfTestCage(bottle, cageProbes(plan.bundle.ports, hostAddresses())),
-      ]);
+      if (!cage) throw new Error("the cage self-test did not run");
       await updateMetadata(plan.stateDir, { cage: cage.record });
       assertCaged(plan.slug, cage);
       progress.done(`cage: ${cageLine(cage.record)}`);

@@ -1,8 +1,8 @@
 /**
  * The cage self-test, run by `start` before the agent's command: one `exec` into the agent runs a
- * small probe program (images/probes/cage.mjs, sent on stdin) that tries every way out at once —
- * an IP literal, the host's addresses, IPv6, DNS for an outside name, the metadata address, a
- * bundle port the plan does not list, an outside name without the proxy — and each port the plan
+ * small probe program (images/probes/cage.mjs, on its command line) that tries every way out at
+ * once — an IP literal, the host's addresses, IPv6, DNS for an outside name, the metadata address,
+ * a bundle port the plan does not list, an outside name without the proxy — and each port the plan
  * does list. Every attempt out must end in the specific network error the cage produces; anything
  * else (a connection, an unexpected error, a missing answer) means the bottle is not handed over.
  */
@@ -15,19 +15,25 @@ import { CommandFailedError } from "../exec/run.js";
 import { PACKAGE_ROOT } from "../package-root.js";
 import { HEALTH_PORT } from "../plan/plan.js";
 import type { CageProbeRecord, CageRecord } from "../state/bottle-state.js";
+import type { RootStep } from "./ca.js";
 
 export const CAGE_PROBE_SCRIPT = join(PACKAGE_ROOT, "images", "probes", "cage.mjs");
 
 /** How long a probe out may wait before "no answer" counts as refused, and an allowed one. */
 export const DENY_TIMEOUT_MS = 40;
 export const ALLOW_TIMEOUT_MS = 5_000;
+/** `start` runs the probes as soon as the agent runs, while the bundle may still be starting: an
+ * allowed probe refused meanwhile tries again for as long as a backend waits for the bundle. */
+export const BUNDLE_WAIT_MS = 15_000;
 
 /** A public address and name the cage must not reach; only a broken cage would send to them. */
 const OUTSIDE_IPV4 = "1.1.1.1";
 const OUTSIDE_IPV6 = "2606:4700:4700::1111";
 // Docker's embedded resolver keeps trying to forward a query for an outside name for about 4 s,
 // and an engine that stops the agent sooner waits for it: a bottle stopped within seconds of its
-// start takes that long to stop.
+// start takes that long to stop. How the query is asked does not matter (a bare UDP query to
+// 127.0.0.11, given up after 30 ms, leaves the same 4 s on Docker 20.10): any probe of DNS for
+// an outside name has this cost.
 const OUTSIDE_NAME = "example.com";
 const METADATA_IP = "169.254.169.254";
 /** The port tried on the host's addresses: answered or reset, either proves a path. */
@@ -55,6 +61,12 @@ export interface CageProbe {
   port?: number;
   path?: string;
   timeoutMs: number;
+  /** An allowed probe's connection refused (the bundle not listening yet) is tried again for up
+   * to this long. */
+  retryRefusedMs?: number;
+  /** Run only once every allowed probe has answered or given up: a bundle port off the plan
+   * proves closed only once the bundle listens. */
+  afterAllowed?: true;
   /** A probe out must fail with one of `refused`; an allowed one must answer (with `refusal`:
    * the egress proxy's refusal header). */
   expect: { refused: readonly string[] } | { answers: "connect" | "refusal" };
@@ -121,7 +133,7 @@ export function cageProbes(
     out("dns", "dns", OUTSIDE_NAME, undefined, NO_NAME),
     out("no-proxy", "tcp", OUTSIDE_NAME, 443, NO_NAME),
     out("metadata", "tcp", METADATA_IP, 80, NO_ROUTE),
-    out("bundle-port", "tcp", bundle, unlisted, CLOSED),
+    { ...out("bundle-port", "tcp", bundle, unlisted, CLOSED), afterAllowed: true },
     out("internal-gateway", "tcp", "@gateway", HOST_PORT, NO_ROUTE),
     ...hosts.map((h) => out(h.name, "tcp", h.address, HOST_PORT, NO_ROUTE)),
     ...Object.entries(ports).map(([name, port]): CageProbe => ({
@@ -131,6 +143,7 @@ export function cageProbes(
       port,
       ...(name === "egress" ? { path: "/" } : {}),
       timeoutMs: ALLOW_TIMEOUT_MS,
+      retryRefusedMs: BUNDLE_WAIT_MS,
       expect: { answers: name === "egress" ? "refusal" : "connect" },
     })),
   ];
@@ -224,26 +237,53 @@ function parseOutcomes(stdout: string): ProbeOutcome[] | undefined {
   }
 }
 
+/** The exit status of an `exec` whose root step failed (the probe program never exits with it). */
+const STEP_FAILED = 86;
+
 /**
- * Runs the probes inside the agent (as the agent's user) and judges them. Throws CageError when
- * the probe program itself fails: a self-test that did not run has proven nothing.
+ * Runs the probes inside the agent and judges them; the agent need only be running (the probes
+ * that need the bundle wait for it). The probes run as the agent's user; with `alongside`, a root
+ * step rides in the same `exec` (start installs the CA this way: one `exec` instead of two) and
+ * the probes run as root, without capabilities, in the agent's network namespace: the same reach
+ * as the agent's user, since nothing in the cage tells users apart. Throws CageError when the
+ * probe program itself fails: a self-test that did not run has proven nothing.
  */
 export async function selfTestCage(
   bottle: Bottle,
   probes: readonly CageProbe[],
-  now: () => Date = () => new Date(),
+  options: { now?: () => Date; alongside?: RootStep } = {},
 ): Promise<CageResult> {
+  const { now = () => new Date(), alongside } = options;
   const script = await readFile(CAGE_PROBE_SCRIPT, "utf8");
+  const spec = JSON.stringify({ probes });
+  // The program on the command line, not stdin: an exec with no input attached starts sooner.
+  const program = ["node", "--input-type=module", "--eval", script, spec];
+  // The root step runs while node starts; the probe program's output is the exec's output.
+  const shell = alongside && [
+    'node --input-type=module --eval "$1" "$2" &',
+    "probes=$!",
+    `(\n${alongside.script}\n) >&2 || { kill $probes; exit ${STEP_FAILED}; }`,
+    "wait $probes",
+  ];
   const started = performance.now();
   let stdout: string;
   try {
     ({ stdout } = await bottle.exec(
-      ["node", "--input-type=module", "-", JSON.stringify({ probes })],
-      { input: script, timeoutMs: 15_000 },
+      shell ? ["sh", "-c", shell.join("\n"), "sh", script, spec] : program,
+      {
+        ...(alongside ? { user: "root", env: alongside.env } : {}),
+        timeoutMs: BUNDLE_WAIT_MS + ALLOW_TIMEOUT_MS + 10_000,
+      },
     ));
   } catch (err) {
     const detail =
       err instanceof CommandFailedError ? err.stderr.trim().split("\n").slice(-1)[0] : String(err);
+    if (alongside && err instanceof CommandFailedError && err.exitStatus === STEP_FAILED)
+      throw new BotBottleError(
+        "command_failed",
+        `${alongside.what} failed in ${bottle.slug}: ${detail || "the script failed"}`,
+        { exitCode: EXIT.internal, cause: err },
+      );
     throw new CageError(
       `the cage self-test did not run in ${bottle.slug}: ${detail || "the probe program failed"}`,
       "the agent image needs `node` on PATH; `bot-bottle logs` shows the containers' logs",

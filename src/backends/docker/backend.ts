@@ -120,6 +120,9 @@ export class DockerBackend {
       bundleSecrets: Record<string, string>;
       /** Values of the agent's placeholder variables (plan.agentContainer.placeholderEnv). */
       placeholders: Record<string, string>;
+      /** Work that needs only the running agent, started as soon as it runs, alongside the wait
+       * for the bundle's readiness; launch fails (and rolls back) when it fails. */
+      whileBundleStarts?: (bottle: DockerBottle) => Promise<void>;
     },
   ): Promise<DockerBottle> {
     const { progress } = options;
@@ -235,8 +238,11 @@ export class DockerBackend {
         ...a.command,
       ];
       created.containers.push(a.name);
+      const bottle = new DockerBottle(this.docker, plan.slug, a.name, plan.bundle.name);
       await Promise.all([
-        this.docker.run(agentArgs, { env: options.placeholders }),
+        this.docker
+          .run(agentArgs, { env: options.placeholders })
+          .then(() => options.whileBundleStarts?.(bottle)),
         waitForEvent(
           this.docker,
           plan.bundle.name,
@@ -245,7 +251,7 @@ export class DockerBackend {
           `the sidecar bundle ${plan.bundle.name}`,
         ),
       ]);
-      return new DockerBottle(this.docker, plan.slug, a.name, plan.bundle.name);
+      return bottle;
     } catch (err) {
       await this.remove(created.containers, created.networks).catch(() => undefined);
       if (err instanceof BotBottleError) throw err;

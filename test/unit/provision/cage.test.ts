@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { describe, test } from "node:test";
-import type { Bottle } from "../../../src/backends/backend.js";
-import { CommandFailedError } from "../../../src/exec/run.js";
+import type { Bottle, ExecOptions } from "../../../src/backends/backend.js";
+import { CommandFailedError, run } from "../../../src/exec/run.js";
 import {
   assertCaged,
+  CAGE_PROBE_SCRIPT,
   CageError,
   cageLine,
   cageProbes,
@@ -138,21 +141,123 @@ describe("the cage self-test's judgement", () => {
       await assert.rejects(selfTestCage(b, probes), (e: unknown) => e instanceof CageError);
   });
 
-  test("sends the probe program on stdin and the probe list as its argument", async () => {
-    let seen: { argv: readonly string[]; input?: string } | undefined;
+  test("passes the probe program and the probe list as arguments, as the agent's user", async () => {
+    let seen: { argv: readonly string[]; options?: ExecOptions } | undefined;
     const b = fakeBottle((argv, options) => {
-      seen = { argv, ...(options?.input !== undefined ? { input: options.input } : {}) };
+      seen = { argv, ...(options ? { options } : {}) };
       return Promise.resolve({
         exitCode: 0,
         stdout: JSON.stringify({ results: closedCage() }) + "\n",
         stderr: "",
       });
     });
-    const r = await selfTestCage(b, probes, () => NOW);
+    const r = await selfTestCage(b, probes, { now: () => NOW });
     assert.equal(r.record.passed, true);
     assert.equal(r.record.checked, NOW.toISOString());
-    assert.deepEqual(seen?.argv.slice(0, 3), ["node", "--input-type=module", "-"]);
-    assert.deepEqual(JSON.parse(seen?.argv[3] ?? ""), { probes });
-    assert.match(seen?.input ?? "", /x-bot-bottle-refusal/);
+    assert.deepEqual(seen?.argv.slice(0, 3), ["node", "--input-type=module", "--eval"]);
+    assert.match(seen?.argv[3] ?? "", /x-bot-bottle-refusal/);
+    assert.deepEqual(JSON.parse(seen?.argv[4] ?? ""), { probes });
+    assert.equal(seen?.options?.input, undefined, "nothing on stdin");
+    assert.equal(seen?.options?.user, undefined, "the exec's default user: the agent's");
+  });
+
+  test("runs a root step in the same exec, and names it when it fails", async () => {
+    const step = { what: "installing the bottle CA", script: "echo step", env: { X: "1" } };
+    let seen: { argv: readonly string[]; options?: ExecOptions } | undefined;
+    const ok = fakeBottle((argv, options) => {
+      seen = { argv, ...(options ? { options } : {}) };
+      return Promise.resolve({
+        exitCode: 0,
+        stdout: JSON.stringify({ results: closedCage() }) + "\n",
+        stderr: "",
+      });
+    });
+    const r = await selfTestCage(ok, probes, { now: () => NOW, alongside: step });
+    assert.equal(r.record.passed, true);
+    assert.equal(seen?.argv[0], "sh");
+    assert.match(seen?.argv[2] ?? "", /echo step/);
+    assert.match(seen?.argv[4] ?? "", /x-bot-bottle-refusal/);
+    assert.deepEqual(JSON.parse(seen?.argv[5] ?? ""), { probes });
+    assert.equal(seen?.options?.user, "root");
+    assert.deepEqual(seen?.options?.env, { X: "1" });
+
+    const failed = fakeBottle(() =>
+      Promise.reject(
+        new CommandFailedError("docker exec", 86, "cat: denied", "exited with status 86"),
+      ),
+    );
+    await assert.rejects(
+      selfTestCage(failed, probes, { alongside: step }),
+      (e: unknown) =>
+        e instanceof Error &&
+        !(e instanceof CageError) &&
+        e.message.includes("installing the bottle CA failed in test-abc123: cat: denied"),
+    );
+  });
+});
+
+describe("the probe program", () => {
+  /** A free loopback port, not listening yet. */
+  async function freePort(): Promise<number> {
+    const s = createServer();
+    await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+    const { port } = s.address() as { port: number };
+    await new Promise((resolve) => s.close(resolve));
+    return port;
+  }
+
+  test("knocks again on a port that must answer until it listens, and only then tries the ports that wait for it", async () => {
+    const [late, after, early] = [await freePort(), await freePort(), await freePort()];
+    const servers: Server[] = [];
+    // All three start listening together, after the program has started.
+    const opening = setTimeout(() => {
+      for (const port of [late, after, early]) {
+        const s = createServer((c) => c.destroy());
+        s.listen(port, "127.0.0.1");
+        servers.push(s);
+      }
+    }, 300);
+    try {
+      const spec = {
+        probes: [
+          {
+            name: "late",
+            kind: "tcp",
+            host: "127.0.0.1",
+            port: late,
+            timeoutMs: 2_000,
+            retryRefusedMs: 5_000,
+          },
+          {
+            name: "after",
+            kind: "tcp",
+            host: "127.0.0.1",
+            port: after,
+            timeoutMs: 500,
+            afterAllowed: true,
+          },
+          { name: "early", kind: "tcp", host: "127.0.0.1", port: early, timeoutMs: 500 },
+        ],
+      };
+      const script = await readFile(CAGE_PROBE_SCRIPT, "utf8");
+      const { stdout } = await run(process.execPath, [
+        "--input-type=module",
+        "--eval",
+        script,
+        JSON.stringify(spec),
+      ]);
+      const { results } = JSON.parse(stdout) as { results: ProbeOutcome[] };
+      const byName = new Map(results.map((r) => [r.name, r]));
+      assert.equal(byName.get("late")?.outcome, "connected", "retried until the port listened");
+      assert.equal(
+        byName.get("after")?.outcome,
+        "connected",
+        "tried once the allowed port answered",
+      );
+      assert.equal(byName.get("early")?.code, "ECONNREFUSED", "a probe without retry: tried once");
+    } finally {
+      clearTimeout(opening);
+      for (const s of servers) s.close();
+    }
   });
 });
