@@ -70,7 +70,6 @@ export function handleConnect(
     socket.destroy();
   }, ctx.limits.handshakeMs);
   socket.once("close", () => clearTimeout(handshake));
-  socket.setTimeout(ctx.limits.idleMs, () => socket.destroy());
   if (route.tlsPassthrough)
     return passthrough(ctx, socket, head, tunnelTarget, route, p, closed, () =>
       clearTimeout(handshake),
