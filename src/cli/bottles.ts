@@ -1,15 +1,13 @@
 import type { Command } from "commander";
-import { DockerBackend } from "../backends/docker/backend.js";
-import { DockerCli } from "../backends/docker/cli.js";
-import { cleanup, listBottles, NoSuchBottleError, stopBottle } from "../lifecycle/bottles.js";
+import { allBackends } from "../backends/index.js";
 import {
-  capturedLogs,
-  mergeByTime,
-  parseTimestamped,
-  renderJson,
-  renderLine,
-  type LogLine,
-} from "../lifecycle/logs.js";
+  cleanup,
+  findBottle,
+  listBottles,
+  NoSuchBottleError,
+  stopBottle,
+} from "../lifecycle/bottles.js";
+import { capturedLogs, renderJson, renderLine, type LogLine } from "../lifecycle/logs.js";
 import { readFile } from "node:fs/promises";
 import type { AuditRecord } from "../shared/egress-config.js";
 import { auditFile, followAudit, parseAudit, renderAudit } from "../state/audit.js";
@@ -43,18 +41,13 @@ async function showAudit(
   );
 }
 
-function backendFor(ctx: CliContext): { docker: DockerCli; backend: DockerBackend } {
-  const docker = new DockerCli(ctx.env);
-  return { docker, backend: new DockerBackend(docker) };
-}
-
 export function registerBottleCommands(program: Command, ctx: CliContext): void {
   program
     .command("ls")
     .description("list bottles")
     .option("--json", "print the list as JSON")
     .action(async (options: { json?: boolean }) => {
-      const bottles = await listBottles(backendFor(ctx).backend, ctx.env);
+      const bottles = await listBottles(allBackends(ctx.env), ctx.env);
       if (options.json) {
         writeLine(ctx.stdout, JSON.stringify(bottles, null, 2));
         return;
@@ -63,12 +56,13 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
         writeLine(ctx.stderr, "no bottles (start one with `bot-bottle start AGENT`)");
         return;
       }
-      const rows = [["SLUG", "AGENT", "BOTTLE", "STATE", "CREATED", "WORKSPACE"]];
+      const rows = [["SLUG", "AGENT", "BOTTLE", "BACKEND", "STATE", "CREATED", "WORKSPACE"]];
       for (const b of bottles)
         rows.push([
           b.slug,
           b.agent,
           b.bottle,
+          b.backend,
           b.state,
           b.created?.slice(0, 19).replace("T", " ") ?? "-",
           b.workspace ?? "-",
@@ -94,8 +88,8 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
     .argument("<command...>", "the command and its arguments (put -- before it)")
     .option("--user <user>", "run as this user instead of node")
     .action(async (slug: string, argv: string[], options: { user?: string }) => {
-      const { backend } = backendFor(ctx);
-      const bottle = backend.handle(slug, await backend.resources(slug));
+      const { backend, resources } = await findBottle(allBackends(ctx.env), slug);
+      const bottle = backend.handle(slug, resources);
       if (!bottle) throw new NoSuchBottleError(slug);
       const tty = ctx.stdin?.isTTY === true && ctx.stdout.isTTY === true;
       ctx.exitCode = await bottle.attach(argv, {
@@ -118,10 +112,12 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
     .action(
       async (slug: string, options: { follow?: boolean; json?: boolean; egress?: boolean }) => {
         if (options.egress) return showAudit(ctx, slug, options);
-        const { docker, backend } = backendFor(ctx);
         const render = options.json ? renderJson : renderLine;
-        const containers = (await backend.resources(slug)).filter((r) => r.kind === "container");
-        if (containers.length === 0) {
+        const found = await findBottle(allBackends(ctx.env), slug).catch((err: unknown) => {
+          if (err instanceof NoSuchBottleError) return undefined;
+          throw err;
+        });
+        if (!found) {
           const captured = await capturedLogs(join(stateRoot(ctx.env), slug));
           if (!captured)
             throw new NoSuchBottleError(
@@ -131,30 +127,12 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
           for (const line of captured) writeLine(ctx.stdout, render(line));
           return;
         }
+        const print = (line: LogLine) => writeLine(ctx.stdout, render(line));
         if (!options.follow) {
-          const streams = await Promise.all(
-            containers.map(async (c) => {
-              const { stdout, stderr } = await docker.run(["logs", "--timestamps", c.name]);
-              return parseTimestamped(c.role, stdout + stderr);
-            }),
-          );
-          for (const line of mergeByTime(...streams)) writeLine(ctx.stdout, render(line));
+          for (const line of await found.backend.logs(found.resources)) print(line);
           return;
         }
-        const print = (source: string) => (text: string) => {
-          const [line] = parseTimestamped(source, text) as [LogLine?];
-          if (line) writeLine(ctx.stdout, render(line));
-        };
-        await Promise.all(
-          containers.map((c) =>
-            docker
-              .run(["logs", "--follow", "--timestamps", c.name], {
-                onStdoutLine: print(c.role),
-                onStderrLine: print(c.role),
-              })
-              .catch(() => undefined),
-          ),
-        );
+        await found.backend.logs(found.resources, { follow: true, onLine: print });
       },
     );
 
@@ -165,9 +143,8 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
     )
     .argument("<slug...>", "the bottles")
     .action(async (slugs: string[]) => {
-      const { backend } = backendFor(ctx);
       for (const slug of slugs) {
-        const stopped = await stopBottle(backend, slug, ctx.env);
+        const stopped = await stopBottle(allBackends(ctx.env), slug, ctx.env);
         writeLine(ctx.stdout, `stopped ${stopped.slug} (state kept in ${stopped.stateDir})`);
       }
     });
@@ -179,7 +156,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
     )
     .option("--json", "print what was removed as JSON")
     .action(async (options: { json?: boolean }) => {
-      const removed = await cleanup(backendFor(ctx).backend, ctx.env);
+      const removed = await cleanup(allBackends(ctx.env), ctx.env);
       if (options.json) writeLine(ctx.stdout, JSON.stringify(removed, null, 2));
       else if (removed.length === 0) writeLine(ctx.stdout, "nothing to clean up");
       else

@@ -1,7 +1,6 @@
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { DockerBackend } from "../backends/docker/backend.js";
-import { DockerCli } from "../backends/docker/cli.js";
+import { allBackends } from "../backends/index.js";
 import { RefusedError } from "../errors.js";
 import { applyEgress } from "../lifecycle/egress.js";
 import { loadManifest } from "../manifest/load.js";
@@ -27,7 +26,6 @@ export function registerEgress(program: Command, ctx: CliContext): void {
         command.optsWithGlobals<GlobalOptions>().manifest ||
         ctx.env["BOT_BOTTLE_MANIFEST"] ||
         undefined;
-      const docker = new DockerCli(ctx.env);
       const approve = async (widening: readonly Widening[]) => {
         const list = widening.map((w) => `  + ${w.text}`).join("\n");
         if (options.yes) {
@@ -48,8 +46,7 @@ export function registerEgress(program: Command, ctx: CliContext): void {
         slug,
         file: named ? resolve(ctx.cwd, named) : undefined,
         load: async (file) => loadManifest(file, await templateCatalog(ctx.env)),
-        docker,
-        backend: new DockerBackend(docker),
+        backends: allBackends(ctx.env),
         stateDir: join(stateRoot(ctx.env), slug),
         approve,
       });

@@ -1,14 +1,14 @@
 import type { Command } from "commander";
 import { Option } from "commander";
-import { DockerCli } from "../backends/docker/cli.js";
 import {
-  buildBaseImage,
+  buildableImages,
+  buildBase,
+  buildImages,
   DEFAULT_MIRROR,
+  DEFAULT_SUITE,
   SUITES,
   type Suite,
-} from "../backends/docker/base-image.js";
-import { ensureImages } from "../backends/docker/build.js";
-import { DEFAULT_SUITE, imageCatalog } from "../backends/docker/images.js";
+} from "../backends/images.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { createProgress } from "./progress.js";
@@ -31,20 +31,17 @@ export function registerImages(program: Command, ctx: CliContext): void {
     .option("--force", "rebuild even when an image from the same recipe exists")
     .option("--json", "print the result as JSON")
     .action(async (options: { suite: Suite; mirror: string; force?: boolean; json?: boolean }) => {
-      const result = await buildBaseImage({
+      const result = await buildBase({
         suite: options.suite,
         mirror: options.mirror,
         force: options.force === true,
-        docker: new DockerCli(ctx.env),
         progress: createProgress(ctx.stderr, 3),
         env: ctx.env,
       });
       if (options.json) writeLine(ctx.stdout, JSON.stringify(result));
       else writeLine(ctx.stdout, result.ref);
     });
-  const buildable = imageCatalog()
-    .filter((i) => i.dockerfileDir)
-    .map((i) => i.name);
+  const buildable = buildableImages();
   images
     .command("build")
     .description(
@@ -59,8 +56,8 @@ export function registerImages(program: Command, ctx: CliContext): void {
     .option("--json", "print the results as JSON")
     .action(
       async (names: string[], options: { base?: string; force?: boolean; json?: boolean }) => {
-        const results = await ensureImages(names.length ? names : buildable, {
-          docker: new DockerCli(ctx.env),
+        const results = await buildImages(names.length ? names : buildable, {
+          env: ctx.env,
           progress: createProgress(ctx.stderr),
           force: options.force === true,
           ...(options.base ? { baseImage: options.base } : {}),

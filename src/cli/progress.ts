@@ -1,14 +1,10 @@
 /**
- * Progress for long work, on stderr. On a terminal the detail line rewrites itself; elsewhere
- * (CI logs) step lines are printed in full and detail lines at most every few seconds.
+ * Progress for long work, rendered on stderr. On a terminal the detail line rewrites itself;
+ * elsewhere (CI logs) step lines are printed in full and detail lines at most every few seconds.
  */
-export interface Progress {
-  step(title: string): void;
-  detail(text: string): void;
-  done(text: string): void;
-  /** A line that must not be missed, kept on screen. */
-  warn(text: string): void;
-}
+import type { Progress } from "../shared/progress.js";
+
+export type { Progress };
 
 export function createProgress(
   stream: NodeJS.WritableStream & { isTTY?: boolean },

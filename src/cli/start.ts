@@ -1,7 +1,8 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { DockerBackend } from "../backends/docker/backend.js";
-import { DockerCli } from "../backends/docker/cli.js";
+import { Option } from "commander";
+import { allBackends, openBackend, type BackendName } from "../backends/index.js";
+import { BACKEND_NAMES } from "../manifest/schema.js";
 import { RefusedError } from "../errors.js";
 import { stopBottle } from "../lifecycle/bottles.js";
 import { launch, prepare, refuseMissingHostParts } from "../lifecycle/start.js";
@@ -20,6 +21,7 @@ interface StartOptions {
   dryRun?: boolean;
   json?: boolean;
   keep?: boolean;
+  backend?: BackendName;
 }
 
 export function registerStart(program: Command, ctx: CliContext): void {
@@ -33,19 +35,30 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option("--dry-run", "print the plan and create nothing")
     .option("--json", "with --dry-run: print the plan as JSON")
     .option("--keep", "keep the bottle running after an attached session ends")
+    .addOption(
+      new Option(
+        "--backend <name>",
+        "what runs the agent, over the bottle's own `backend`",
+      ).choices(BACKEND_NAMES),
+    )
     .action(async (agent: string, options: StartOptions, command: Command) => {
       const index = await loadFromOptions(command.optsWithGlobals<GlobalOptions>(), ctx);
       const manifest = index.select(agent);
-      const plan = await prepare({ manifest, workspace: options.cwd ?? ctx.cwd, env: ctx.env });
+      const plan = await prepare({
+        manifest,
+        workspace: options.cwd ?? ctx.cwd,
+        env: ctx.env,
+        ...(options.backend ? { backend: options.backend } : {}),
+      });
       if (options.dryRun) {
         if (options.json) writeLine(ctx.stdout, JSON.stringify(plan, null, 2));
         else for (const line of describePlan(plan)) writeLine(ctx.stdout, line);
         return;
       }
       refuseMissingHostParts(manifest, ctx.env);
-      const docker = new DockerCli(ctx.env);
-      const backend = new DockerBackend(docker);
-      await refuseSharedExposures(plan, await liveBottles(backend));
+      const backends = allBackends(ctx.env);
+      const backend = openBackend(plan.backend, ctx.env);
+      await refuseSharedExposures(plan, await liveBottles(backends));
       for (const line of describePlan(plan)) writeLine(ctx.stderr, line);
       const owner = await stat(plan.workspace.host);
       for (const note of planNotes(plan, owner)) writeLine(ctx.stderr, `note: ${note}`);
@@ -55,7 +68,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       // Ctrl-C or SIGTERM during the start: roll back what exists, keep the state dir.
       const abandon = (signal: NodeJS.Signals) => {
         writeLine(ctx.stderr, `bot-bottle: ${signal} during start; removing ${plan.slug}`);
-        void stopBottle(backend, plan.slug, ctx.env)
+        void stopBottle(backends, plan.slug, ctx.env)
           .catch(() => undefined)
           .finally(() => process.exit(130));
       };
@@ -63,7 +76,11 @@ export function registerStart(program: Command, ctx: CliContext): void {
       process.once("SIGTERM", abandon);
       let bottle;
       try {
-        bottle = await launch(plan, { docker, progress: createProgress(ctx.stderr), env: ctx.env });
+        bottle = await launch(plan, {
+          backend,
+          progress: createProgress(ctx.stderr),
+          env: ctx.env,
+        });
       } finally {
         process.off("SIGINT", abandon);
         process.off("SIGTERM", abandon);
@@ -89,7 +106,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
         );
         return;
       }
-      await stopBottle(backend, plan.slug, ctx.env);
+      await stopBottle(backends, plan.slug, ctx.env);
       writeLine(ctx.stderr, `stopped ${plan.slug}; its state and logs are in ${plan.stateDir}`);
     });
 }

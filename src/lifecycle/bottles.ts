@@ -1,10 +1,11 @@
 /**
- * Bottles as the engine and the state dir know them: listing, stopping (logs captured first,
- * state kept), and cleaning up what a killed start left behind.
+ * Bottles as the backends and the state dir know them: listing, stopping (logs captured first,
+ * state kept), and cleaning up what a killed start left behind. Every backend is asked: a slug
+ * names one bottle whichever backend runs it.
  */
 import { join } from "node:path";
 import { BotBottleError, EXIT } from "../errors.js";
-import type { DockerBackend, Resource } from "../backends/docker/backend.js";
+import type { Backend, BackendName, Resource } from "../backends/backend.js";
 import { readMetadata, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
 
@@ -22,6 +23,7 @@ export interface BottleSummary {
   agent: string;
   bottle: string;
   state: BottleState;
+  backend: BackendName;
   stateDir: string;
   workspace: string | undefined;
   template: string | undefined;
@@ -38,7 +40,7 @@ export function groupBySlug(resources: readonly Resource[]): Map<string, Resourc
 
 function isRunning(resources: readonly Resource[]): boolean {
   const up = (role: string) =>
-    resources.some((r) => r.kind === "container" && r.role === role && r.state === "running");
+    resources.some((r) => r.kind !== "network" && r.role === role && r.state === "running");
   return up("agent") && up("bundle");
 }
 
@@ -70,64 +72,79 @@ async function summarise(
     agent: first?.agent ?? meta?.agent ?? "",
     bottle: first?.bottle ?? meta?.bottle ?? "",
     state: isRunning(resources) ? "running" : startInProgress(meta) ? "starting" : "broken",
+    backend: first?.backend ?? "docker",
     stateDir,
     workspace: meta?.workspace,
     template: meta?.template,
     created: meta?.created,
     containers: resources
-      .filter((r) => r.kind === "container")
+      .filter((r) => r.kind !== "network")
       .map((r) => ({ name: r.name, role: r.role, state: r.state })),
     networks: resources.filter((r) => r.kind === "network").map((r) => r.name),
   };
 }
 
+/** Each backend with its bottles' resources, grouped by slug. */
+async function everyBottle(
+  backends: readonly Backend[],
+): Promise<{ backend: Backend; slug: string; resources: Resource[] }[]> {
+  const found = await Promise.all(
+    backends.map(async (backend) =>
+      [...groupBySlug(await backend.resources())].map(([slug, resources]) => ({
+        backend,
+        slug,
+        resources,
+      })),
+    ),
+  );
+  return found.flat();
+}
+
+/** The backend running a bottle, and its resources; throws when no backend knows the slug. */
+export async function findBottle(
+  backends: readonly Backend[],
+  slug: string,
+): Promise<{ backend: Backend; resources: Resource[] }> {
+  for (const backend of backends) {
+    const resources = await backend.resources(slug);
+    if (resources.length > 0) return { backend, resources };
+  }
+  throw new NoSuchBottleError(slug);
+}
+
 export async function listBottles(
-  backend: DockerBackend,
+  backends: readonly Backend[],
   env: NodeJS.ProcessEnv,
 ): Promise<BottleSummary[]> {
-  const groups = groupBySlug(await backend.resources());
-  const list = await Promise.all([...groups].map(([slug, rs]) => summarise(slug, rs, env)));
+  const list = await Promise.all(
+    (await everyBottle(backends)).map((b) => summarise(b.slug, b.resources, env)),
+  );
   return list.sort((a, b) => (a.created ?? "").localeCompare(b.created ?? ""));
 }
 
-/** Stops a bottle: containers asked to stop, their logs captured, then containers and networks removed. */
+/** Stops a bottle: its logs captured, its resources removed, its state dir kept. */
 export async function stopBottle(
-  backend: DockerBackend,
+  backends: readonly Backend[],
   slug: string,
   env: NodeJS.ProcessEnv,
 ): Promise<BottleSummary> {
-  const resources = await backend.resources(slug);
-  if (resources.length === 0) throw new NoSuchBottleError(slug);
+  const { backend, resources } = await findBottle(backends, slug);
   const summary = await summarise(slug, resources, env);
-  await teardown(backend, resources, summary.stateDir);
+  await backend.teardown(resources, summary.stateDir);
   await updateMetadata(summary.stateDir, { status: "stopped", stopped: new Date().toISOString() });
   return summary;
 }
 
-async function teardown(
-  backend: DockerBackend,
-  resources: readonly Resource[],
-  stateDir: string,
-): Promise<void> {
-  const containers = resources.filter((r) => r.kind === "container");
-  await backend.stopContainers(containers.filter((c) => c.state === "running").map((c) => c.name));
-  await backend.captureLogs(containers, stateDir);
-  await backend.remove(
-    containers.map((c) => c.name),
-    resources.filter((r) => r.kind === "network").map((r) => r.name),
-  );
-}
-
 /** Removes the resources of every bottle that is not running and not being started right now. */
 export async function cleanup(
-  backend: DockerBackend,
+  backends: readonly Backend[],
   env: NodeJS.ProcessEnv,
 ): Promise<BottleSummary[]> {
   const removed: BottleSummary[] = [];
-  for (const [slug, resources] of groupBySlug(await backend.resources())) {
+  for (const { backend, slug, resources } of await everyBottle(backends)) {
     const summary = await summarise(slug, resources, env);
     if (summary.state !== "broken") continue;
-    await teardown(backend, resources, summary.stateDir);
+    await backend.teardown(resources, summary.stateDir);
     const meta = await readMetadata(summary.stateDir);
     if (meta && meta.status !== "stopped")
       await updateMetadata(summary.stateDir, {

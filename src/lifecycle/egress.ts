@@ -7,19 +7,17 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { DockerBackend } from "../backends/docker/backend.js";
-import type { DockerCli } from "../backends/docker/cli.js";
-import { waitForEvent } from "../backends/docker/wait.js";
+import type { Backend } from "../backends/backend.js";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import type { ManifestIndex } from "../manifest/index.js";
 import { egressConfigFor } from "../plan/egress.js";
 import { egressWidening, type Widening } from "../plan/egress-diff.js";
 import { trustedFiles } from "../plan/plan.js";
 import { describeRoutes } from "../plan/summary.js";
-import type { EgressConfig } from "../shared/egress-config.js";
+import { parseEgressConfig, type EgressConfig } from "../shared/egress-config.js";
 import { writeFileAtomic, writeJsonAtomic } from "../state/files.js";
 import { readMetadata } from "../state/bottle-state.js";
-import { NoSuchBottleError } from "./bottles.js";
+import { findBottle, NoSuchBottleError } from "./bottles.js";
 import { findExposures, liveBottles, liveWorkspace, refuseExposures } from "./trust.js";
 
 const RELOAD_DEADLINE_MS = 10_000;
@@ -49,23 +47,22 @@ export async function applyEgress(options: {
   /** The manifest the operator named (-f, BOT_BOTTLE_MANIFEST); else the one the bottle started from. */
   file: string | undefined;
   load: (file: string) => Promise<ManifestIndex>;
-  backend: DockerBackend;
-  docker: DockerCli;
+  /** Every backend: the bottle is found on whichever runs it; trust looks at all of them. */
+  backends: readonly Backend[];
   stateDir: string;
   /** Called when the new routes widen what the bottle may reach; throws to apply nothing. */
   approve: (widening: readonly Widening[]) => Promise<void>;
 }): Promise<ApplyResult> {
-  const { slug, backend, docker, stateDir } = options;
-  const bundle = (await backend.resources(slug)).find(
-    (r) => r.kind === "container" && r.role === "bundle" && r.state === "running",
-  );
-  if (!bundle) throw new NoSuchBottleError(slug);
+  const { slug, backends, stateDir } = options;
+  const { backend, resources } = await findBottle(backends, slug);
+  if (!resources.some((r) => r.role === "bundle" && r.state === "running"))
+    throw new NoSuchBottleError(slug);
   const meta = await readMetadata(stateDir);
   if (!meta) throw new NoSuchBottleError(slug, `its state dir ${stateDir} has no metadata.json`);
   // Files an agent can write are not the operator's word: not this bottle's, nor any other's.
   // A file directly in a workspace that its bottle binds read-only (the manifest beside the
   // project) is out of that agent's reach; anything else in a workspace is not the operator's.
-  const live = await liveBottles(backend);
+  const live = await liveBottles(backends);
   const workspaces = [
     ...(live.some((b) => b.slug === slug) ? [] : [{ path: meta.workspace, owner: "this bottle" }]),
     ...live.map((b) => ({
@@ -93,9 +90,10 @@ export async function applyEgress(options: {
   refuseExposures(await findExposures(trustedFiles(manifest), workspaces));
 
   const configDir = join(stateDir, "bundle");
-  const current = JSON.parse(
+  const current = parseEgressConfig(
     await readFile(join(configDir, "egress.json"), "utf8"),
-  ) as EgressConfig;
+    join(configDir, "egress.json"),
+  );
   const next = egressConfigFor(manifest.bottle, slug, current.generation + 1);
   // Tokens reach the bundle only at start: a route may not name one the bundle does not hold.
   const held = new Set(current.secretEnv);
@@ -123,23 +121,22 @@ export async function applyEgress(options: {
   if (trustCa) await writeFileAtomic(join(configDir, "trust-ca.pem"), trustCa);
   const since = new Date(Date.now() - 1000).toISOString();
   await writeJsonAtomic(join(configDir, "egress.json"), next);
-  await docker.run(["kill", "--signal", "HUP", bundle.name]);
-  const event = await waitForEvent(
-    docker,
-    bundle.name,
-    (e) =>
-      e["component"] === "egress" &&
-      ((e["event"] === "reload" && e["generation"] === next.generation) ||
-        e["event"] === "reload-failed"),
-    RELOAD_DEADLINE_MS,
-    `the egress proxy of ${slug}`,
-    since,
-  ).catch((err: unknown) => {
-    throw new ReloadError(
-      err instanceof Error ? err.message : String(err),
-      `\`bot-bottle logs ${slug}\` shows the bundle's log`,
-    );
-  });
+  await backend.signalBundle(resources, "HUP");
+  const event = await backend
+    .bundleEvent(
+      resources,
+      (e) =>
+        e["component"] === "egress" &&
+        ((e["event"] === "reload" && e["generation"] === next.generation) ||
+          e["event"] === "reload-failed"),
+      { deadlineMs: RELOAD_DEADLINE_MS, what: `the egress proxy of ${slug}`, since },
+    )
+    .catch((err: unknown) => {
+      throw new ReloadError(
+        err instanceof Error ? err.message : String(err),
+        `\`bot-bottle logs ${slug}\` shows the bundle's log`,
+      );
+    });
   if (event["event"] === "reload-failed")
     throw new ReloadError(
       `the egress proxy of ${slug} kept its previous routes: ${String(event["message"])}`,

@@ -6,31 +6,9 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { LogEvent } from "../shared/init-config.js";
+import { mergeByTime, parseTimestamped, type LogLine } from "../shared/logs.js";
 
-export interface LogLine {
-  time: string;
-  /** Which container wrote it: "bundle" or "agent". */
-  source: string;
-  text: string;
-}
-
-/** Splits docker's `--timestamps` output ("<RFC3339Nano> <text>") into lines. */
-export function parseTimestamped(source: string, output: string): LogLine[] {
-  return output
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((line) => {
-      const space = line.indexOf(" ");
-      const time = space > 0 ? line.slice(0, space) : "";
-      return /^\d{4}-\d\d-\d\dT/.test(time)
-        ? { time, source, text: line.slice(space + 1) }
-        : { time: "", source, text: line };
-    });
-}
-
-export function mergeByTime(...streams: LogLine[][]): LogLine[] {
-  return streams.flat().sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-}
+export type { LogLine };
 
 function asEvent(text: string): LogEvent | undefined {
   if (!text.startsWith("{")) return undefined;

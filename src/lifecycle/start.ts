@@ -6,11 +6,9 @@ import { randomBytes } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve, sep } from "node:path";
-import type { Progress } from "../cli/progress.js";
+import type { Progress } from "../shared/progress.js";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
-import { DockerBackend, type DockerBottle } from "../backends/docker/backend.js";
-import { ensureImages } from "../backends/docker/build.js";
-import type { DockerCli } from "../backends/docker/cli.js";
+import type { Backend, BackendName, Bottle } from "../backends/backend.js";
 import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
 import { formatPath } from "../manifest/problems.js";
@@ -24,8 +22,9 @@ import {
   type CageResult,
 } from "../provision/cage.js";
 import { placeholderFor } from "../shared/placeholders.js";
-import { agentImageFor, newId, planBottle, type BottlePlan } from "../plan/plan.js";
-import { createState, metadataFromPlan, updateMetadata } from "../state/bottle-state.js";
+import type { BottlePlan } from "../backends/plan.js";
+import { agentImageFor, newId, planBottle } from "../plan/plan.js";
+import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { refuseOwnExposures } from "./trust.js";
 import { stateRoot } from "../state/paths.js";
 
@@ -64,6 +63,8 @@ export interface PrepareOptions {
   manifest: Manifest;
   workspace: string;
   env: NodeJS.ProcessEnv;
+  /** `start --backend`: over the bottle's own `backend`. */
+  backend?: BackendName;
 }
 
 export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
@@ -74,6 +75,7 @@ export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
     workspace,
     stateRoot: stateRoot(env),
     images: { agent: agentImageFor(manifest.agent.template), bundle: "bot-bottle/bundle:latest" },
+    ...(options.backend ? { backend: options.backend } : {}),
   });
   await refuseOwnExposures(plan);
   return plan;
@@ -89,12 +91,31 @@ export function refuseMissingHostParts(manifest: Manifest, env: NodeJS.ProcessEn
   );
 }
 
+/** The metadata a new bottle starts with (status "starting"). */
+export function metadataFromPlan(plan: BottlePlan, now: Date, pid: number): BottleMetadata {
+  return {
+    slug: plan.slug,
+    agent: plan.agent.name,
+    bottle: plan.bottle.name,
+    template: plan.agent.template,
+    backend: plan.backend,
+    created: now.toISOString(),
+    status: "starting",
+    startPid: pid,
+    workspace: plan.workspace.host,
+    manifest: plan.manifest,
+    labels: plan.bundle.labels,
+    containers: { agent: plan.agentContainer.name, bundle: plan.bundle.name },
+    networks: { internal: plan.networks.internal.name, egress: plan.networks.egress.name },
+  };
+}
+
 export async function launch(
   plan: BottlePlan,
-  options: { docker: DockerCli; progress: Progress; env: NodeJS.ProcessEnv },
-): Promise<DockerBottle> {
-  const { docker, progress } = options;
-  await ensureImages(["bundle", plan.agent.template], { docker, progress, force: false });
+  options: { backend: Backend; progress: Progress; env: NodeJS.ProcessEnv },
+): Promise<Bottle> {
+  const { backend, progress } = options;
+  await backend.ensureImages(plan, progress);
   await createState(plan, metadataFromPlan(plan, new Date(), process.pid));
   try {
     const bundleSecrets: Record<string, string> = {};
@@ -109,7 +130,6 @@ export async function launch(
       const value = options.env[name];
       if (value) placeholders[name] = placeholderFor(value, name, plan.slug);
     }
-    const backend = new DockerBackend(docker);
     const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
     let cage: CageResult | undefined;
     const bottle = await backend.launch(plan, {
@@ -132,10 +152,7 @@ export async function launch(
       assertCaged(plan.slug, cage);
       progress.done(`cage: ${cageLine(cage.record)}`);
     } catch (err) {
-      await backend.remove(
-        [plan.agentContainer.name, plan.bundle.name],
-        [plan.networks.internal.name, plan.networks.egress.name],
-      );
+      await bottle.stop();
       throw err;
     }
     progress.done(`${plan.slug} is ready`);

@@ -12,9 +12,10 @@
  */
 import { lstat, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
-import type { DockerBackend } from "../backends/docker/backend.js";
+import type { Backend } from "../backends/backend.js";
 import { RefusedError } from "../errors.js";
-import { shieldedFiles, TRUSTED_FILE, type BottlePlan, type TrustedFile } from "../plan/plan.js";
+import type { BottlePlan, TrustedFile } from "../backends/plan.js";
+import { shieldedFiles, TRUSTED_FILE } from "../plan/plan.js";
 import { readMetadata } from "../state/bottle-state.js";
 
 /** A folder some bottle's agent can write, and whose it is ("this bottle", "the bottle x-1"). */
@@ -189,10 +190,10 @@ export interface LiveBottle {
 }
 
 /** The bottles whose bundle is running, with their workspaces and trusted files. */
-export async function liveBottles(backend: DockerBackend): Promise<LiveBottle[]> {
-  const bundles = (await backend.resources()).filter(
-    (r) => r.kind === "container" && r.role === "bundle" && r.state === "running" && r.stateDir,
-  );
+export async function liveBottles(backends: readonly Backend[]): Promise<LiveBottle[]> {
+  const bundles = (await Promise.all(backends.map((b) => b.resources())))
+    .flat()
+    .filter((r) => r.role === "bundle" && r.state === "running" && r.stateDir);
   const out: LiveBottle[] = [];
   for (const b of bundles) {
     const meta = await readMetadata(b.stateDir);

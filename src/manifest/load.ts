@@ -13,12 +13,18 @@ import {
   type Node,
   type ParseError,
 } from "jsonc-parser";
-import type { TemplateCatalog } from "../providers/templates.js";
 import { ManifestIndex } from "./index.js";
 import { issueToProblems } from "./issues.js";
 import { ManifestError, ManifestMissingError, type JsonPath, type Problem } from "./problems.js";
 import { closest } from "./rules.js";
 import { ManifestSchema } from "./schema.js";
+
+/** The template names an agent may use: the built-in providers and the installed plugins. */
+export interface TemplateCatalog {
+  builtins: readonly string[];
+  plugins: readonly string[];
+  pluginsDir: string;
+}
 
 export const DEFAULT_MANIFEST = "bot-bottle.json";
 

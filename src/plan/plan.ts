@@ -1,14 +1,14 @@
 /**
- * Manifest -> BottlePlan: everything launch needs, computed once and without side effects, so it
- * can be printed as the preflight summary. Launch reads the plan and re-derives nothing. No secret
- * value is ever in a plan: only the names of the environment variables that hold them.
+ * Manifest -> BottlePlan (the type a backend reads, backends/plan.ts): everything launch needs,
+ * computed once and without side effects, so it can be printed as the preflight summary.
  */
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
-import { AUDIT_DIR, CA_KEY_ENV, type EgressConfig } from "../shared/egress-config.js";
+import { AUDIT_DIR, CA_KEY_ENV } from "../shared/egress-config.js";
 import { BUNDLE_ROOT, INIT_CONFIG_PATH, type InitConfig } from "../shared/init-config.js";
 import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
+import type { BackendName, BottlePlan, TrustedFile } from "../backends/plan.js";
 import { agentEgressEnv, egressConfigFor, tokenEnvNames } from "./egress.js";
 
 export const AGENT_USER = "node";
@@ -20,85 +20,14 @@ export const HEALTH_PORT = 9000;
 /** Names the agent reaches the bundle by, on the internal network. */
 export const BUNDLE_ALIASES = ["egress", "git-gate", "supervise"] as const;
 
-export interface ContainerPlan {
-  name: string;
-  image: string;
-  labels: Record<string, string>;
-  env: Record<string, string>;
-}
-
-export interface NetworkPlan {
-  name: string;
-  /** The host-side bridge interface name (at most 15 characters). */
-  bridge: string;
-  internal: boolean;
-  labels: Record<string, string>;
-}
-
-export interface BottlePlan {
-  slug: string;
-  backend: "docker";
-  agent: { name: string; template: string };
-  bottle: { name: string };
-  manifest: { file: string; sha256: string };
-  stateDir: string;
-  workspace: { host: string; container: string };
-  networks: { internal: NetworkPlan; egress: NetworkPlan };
-  bundle: ContainerPlan & {
-    aliases: readonly string[];
-    /** Ports the agent may reach on the bundle, by daemon. */
-    ports: Record<string, number>;
-    /** Names of host env vars whose values the bundle receives at start (never the values). */
-    secretEnv: string[];
-    /** Bundle variables whose values launch reads from state-dir files (the CA key). */
-    fileSecretEnv: Record<string, string>;
-    /** State-dir folder mounted read-only at /etc/bot-bottle. */
-    configDir: string;
-    /** State-dir folder the bundle writes its audit log to, mounted at `auditMount`. */
-    auditDir: string;
-    auditMount: string;
-    /** The unprivileged user the bundle image runs as (images/bundle/Dockerfile). */
-    uid: number;
-    /** Existing Docker networks the bundle also joins (egress.network); never the agent. */
-    extraNetworks: string[];
-    /** A runaway or attacked daemon starves only its own bottle; the proxy peaks near 140 MB. */
-    limits: { memory: string; pids: number; cpus: number };
-  };
-  agentContainer: ContainerPlan & {
-    user: string;
-    home: string;
-    workdir: string;
-    limits: { memory: string; pids: number };
-    /** PID 1's command: keeps the container up between sessions. */
-    command: string[];
-    /** What an interactive session runs. */
-    attach: string[];
-    /** Token variables the agent holds a placeholder for (same name as on the host). */
-    placeholderEnv: string[];
-    /**
-     * Trusted files that lie directly in the workspace folder (the manifest beside the project's
-     * code), bound read-only over themselves: a file there is a mount point the agent can neither
-     * write, rename nor unlink, and the workspace folder itself is one it cannot move.
-     */
-    readOnlyFiles: { host: string; container: string }[];
-  };
-  /** What the egress proxy enforces (also written as bundle/egress.json). */
-  egress: EgressConfig;
-  /** Host files the operator's side reads and trusts; none may lie inside a workspace. */
-  trusted: TrustedFile[];
-  /** Files written into the state dir before launch, by path relative to it. */
-  files: Record<string, string>;
-  /** Files copied into the state dir before launch: path relative to it -> a host path, or a
-   * path relative to the state dir (the CA certificate made at start). */
-  copies: Record<string, string>;
-}
-
 export interface PlanInput {
   /** The random part of the slug: lower-case letters and digits. */
   id: string;
   workspace: string;
   stateRoot: string;
   images: { agent: string; bundle: string };
+  /** The backend named on the command line (`start --backend`), over the bottle's own. */
+  backend?: BackendName;
 }
 
 /** The agent image and interactive command per template. Only `shell` has an image so far. */
@@ -108,13 +37,6 @@ const TEMPLATES: Record<string, { attach: string[] } | undefined> = {
 
 /** The state-dir file listing a bottle's trusted files, checked by later starts and applies. */
 export const TRUSTED_FILE = "trusted.json";
-
-/** A host file bot-bottle reads and acts on with the operator's authority. */
-export interface TrustedFile {
-  /** What it is, as the operator wrote it: "the manifest", or the field's JSON path. */
-  what: string;
-  path: string;
-}
 
 /**
  * Every host file the operator's side trusts for this agent: the manifest itself (re-read by
@@ -163,12 +85,14 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
   if (!template) agentImageFor(manifest.agent.template);
   const slug = `${manifest.agent.name}-${input.id}`;
   const stateDir = join(input.stateRoot, slug);
+  const backend = input.backend ?? manifest.bottle.backend;
   const base: Record<string, string> = {
     [LABELS.schema]: LABEL_SCHEMA_VERSION,
     [LABELS.slug]: slug,
     [LABELS.agent]: manifest.agent.name,
     [LABELS.bottle]: manifest.bottle.name,
     [LABELS.stateDir]: stateDir,
+    [LABELS.backend]: backend,
   };
   const labels = (role: Role) => ({ ...base, [LABELS.role]: role });
   const prefix = `bot-bottle-${slug}`;
@@ -218,7 +142,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
 
   return {
     slug,
-    backend: "docker",
+    backend,
     agent: { name: manifest.agent.name, template: manifest.agent.template },
     bottle: { name: manifest.bottle.name },
     manifest: { file: manifest.file, sha256: manifest.sha256 },

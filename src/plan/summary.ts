@@ -1,7 +1,7 @@
 /** The preflight summary: a BottlePlan as a person reads it before saying yes. */
 import { resolve } from "node:path";
 import type { EgressConfig, RouteRule } from "../shared/egress-config.js";
-import type { BottlePlan } from "./plan.js";
+import type { BottlePlan } from "../backends/plan.js";
 
 export function describeRoute(r: RouteRule): string {
   const parts = [r.port !== undefined ? `${r.host}:${r.port}` : r.host];

@@ -5,6 +5,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { TemplateCatalog } from "../manifest/load.js";
 
 export const BUILTIN_TEMPLATES = ["claude", "codex", "shell"] as const;
 export type BuiltinTemplate = (typeof BUILTIN_TEMPLATES)[number];
@@ -32,12 +33,6 @@ export async function installedPlugins(dir: string): Promise<string[]> {
     }
   }
   return names;
-}
-
-export interface TemplateCatalog {
-  builtins: readonly string[];
-  plugins: readonly string[];
-  pluginsDir: string;
 }
 
 export async function templateCatalog(env: NodeJS.ProcessEnv): Promise<TemplateCatalog> {

@@ -12,6 +12,8 @@ export const LABELS = {
   bottle: `${LABEL_PREFIX}.bottle`,
   role: `${LABEL_PREFIX}.role`,
   stateDir: `${LABEL_PREFIX}.state-dir`,
+  /** The backend that runs the bottle ("docker" when absent). */
+  backend: `${LABEL_PREFIX}.backend`,
 } as const;
 
 export type Role = "agent" | "bundle" | "internal-network" | "egress-network";

@@ -6,7 +6,6 @@
 import { chmod, chown, mkdir, readFile, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { run } from "../exec/run.js";
-import type { BottlePlan } from "../plan/plan.js";
 import { writeFileAtomic, writeJsonAtomic } from "./files.js";
 
 export type BottleStatus = "starting" | "running" | "failed" | "stopped";
@@ -16,7 +15,8 @@ export interface BottleMetadata {
   agent: string;
   bottle: string;
   template: string;
-  backend: "docker";
+  /** The backend it runs on (plan.backend). */
+  backend: string;
   created: string;
   status: BottleStatus;
   /** The CLI process that is starting the bottle, while status is "starting". */
@@ -55,24 +55,6 @@ export interface CageRecord {
 
 export const METADATA = "metadata.json";
 
-export function metadataFromPlan(plan: BottlePlan, now: Date, pid: number): BottleMetadata {
-  return {
-    slug: plan.slug,
-    agent: plan.agent.name,
-    bottle: plan.bottle.name,
-    template: plan.agent.template,
-    backend: plan.backend,
-    created: now.toISOString(),
-    status: "starting",
-    startPid: pid,
-    workspace: plan.workspace.host,
-    manifest: plan.manifest,
-    labels: plan.bundle.labels,
-    containers: { agent: plan.agentContainer.name, bundle: plan.bundle.name },
-    networks: { internal: plan.networks.internal.name, egress: plan.networks.egress.name },
-  };
-}
-
 /** The per-bottle CA, made with openssl: an EC P-256 key (0600) and a 30-day CA certificate. */
 export async function createCa(dir: string, slug: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -101,8 +83,19 @@ export async function createCa(dir: string, slug: string): Promise<void> {
   await chmod(key, 0o600);
 }
 
+/** What a new state dir holds, as the plan says (BottlePlan has these fields). */
+export interface StateSeed {
+  slug: string;
+  stateDir: string;
+  /** Files written, by path relative to the state dir. */
+  files: Record<string, string>;
+  /** Files copied in: path relative to the state dir -> a host path, or one relative to it. */
+  copies: Record<string, string>;
+  bundle: { configDir: string; auditDir: string; uid: number };
+}
+
 /** Creates the state dir with the plan's files, the CA and metadata (status "starting"). */
-export async function createState(plan: BottlePlan, metadata: BottleMetadata): Promise<void> {
+export async function createState(plan: StateSeed, metadata: BottleMetadata): Promise<void> {
   await mkdir(plan.stateDir, { recursive: true, mode: 0o700 });
   await Promise.all([
     createCa(join(plan.stateDir, "ca"), plan.slug),

@@ -4,7 +4,8 @@ import { parse } from "jsonc-parser";
 import { ManifestError } from "../../src/manifest/problems.js";
 import { parseManifest } from "../../src/manifest/load.js";
 import type { ManifestIndex } from "../../src/manifest/index.js";
-import { BUILTIN_TEMPLATES, type TemplateCatalog } from "../../src/providers/templates.js";
+import type { TemplateCatalog } from "../../src/manifest/load.js";
+import { BUILTIN_TEMPLATES } from "../../src/providers/templates.js";
 import { PACKAGE_ROOT } from "../../src/package-root.js";
 
 export const EXAMPLE_FILE = join(PACKAGE_ROOT, "examples", "bot-bottle.json");

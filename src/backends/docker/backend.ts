@@ -4,15 +4,26 @@
  * the first error; everything it creates carries the plan's labels.
  */
 import { join } from "node:path";
-import type { Progress } from "../../cli/progress.js";
 import { BotBottleError, EXIT } from "../../errors.js";
-import { CommandFailedError, type RunResult } from "../../exec/run.js";
-import type { BottlePlan, NetworkPlan } from "../../plan/plan.js";
-import { LABELS, type Role } from "../../shared/labels.js";
+import { CommandFailedError } from "../../exec/run.js";
+import { mergeByTime, parseTimestamped, type LogLine } from "../../shared/logs.js";
+import type { Progress } from "../../shared/progress.js";
 import { writeFileAtomic } from "../../state/files.js";
-import type { Bottle, ExecOptions } from "../backend.js";
+import type {
+  Backend,
+  BundleEvent,
+  Check,
+  LaunchOptions,
+  LogOptions,
+  Resource,
+} from "../backend.js";
+import type { BottlePlan, NetworkPlan } from "../plan.js";
+import { DockerBottle, envFlags } from "./bottle.js";
+import { ensureImages } from "./build.js";
+import { dockerChecks } from "./checks.js";
 import type { DockerCli } from "./cli.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
+import { containerOf, dockerResources } from "./resources.js";
 import { ReadinessError, waitForEvent } from "./wait.js";
 
 export const BUNDLE_READY_DEADLINE_MS = 15_000;
@@ -35,96 +46,33 @@ export class IsolationError extends BotBottleError {
   }
 }
 
-/** One container or network bot-bottle created, as found by its labels. */
-export interface Resource {
-  kind: "container" | "network";
-  name: string;
-  slug: string;
-  role: Role | "";
-  stateDir: string;
-  /** Containers only: running, exited, created, … */
-  state: string;
-  agent: string;
-  bottle: string;
-  created: string;
-}
-
-const FIELDS = ["slug", "role", "stateDir", "agent", "bottle"] as const;
-const labelColumns = FIELDS.map((f) => `{{.Label "${LABELS[f]}"}}`).join("\t");
-
-function envFlags(env: Record<string, string>): string[] {
-  return Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
-}
-
 function labelFlags(labels: Record<string, string>): string[] {
   return Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
 }
 
-export class DockerBackend {
+export class DockerBackend implements Backend {
+  readonly name = "docker" as const;
+
   constructor(private readonly docker: DockerCli) {}
 
-  /** Every container and network carrying bot-bottle's labels, optionally of one bottle. */
+  /** Every container and network of Docker bottles, optionally of one bottle. */
   async resources(slug?: string): Promise<Resource[]> {
-    const filter = ["--filter", slug ? `label=${LABELS.slug}=${slug}` : `label=${LABELS.slug}`];
-    const [containers, networks] = await Promise.all([
-      this.docker.run([
-        "ps",
-        "-a",
-        ...filter,
-        "--format",
-        `{{.Names}}\t{{.State}}\t{{.CreatedAt}}\t${labelColumns}`,
-      ]),
-      this.docker.run([
-        "network",
-        "ls",
-        ...filter,
-        "--format",
-        `{{.Name}}\t-\t{{.CreatedAt}}\t${labelColumns}`,
-      ]),
-    ]);
-    const parse = (kind: Resource["kind"], out: string): Resource[] =>
-      out
-        .split("\n")
-        .filter((l) => l.trim())
-        .map((line) => {
-          const [
-            name = "",
-            state = "",
-            created = "",
-            s = "",
-            role = "",
-            stateDir = "",
-            agent = "",
-            bottle = "",
-          ] = line.split("\t");
-          return {
-            kind,
-            name,
-            state,
-            created,
-            slug: s,
-            role: role as Role,
-            stateDir,
-            agent,
-            bottle,
-          };
-        });
-    return [...parse("container", containers.stdout), ...parse("network", networks.stdout)];
+    return (await dockerResources(this.docker, slug)).filter((r) => r.backend === "docker");
   }
 
-  async launch(
-    plan: BottlePlan,
-    options: {
-      progress: Progress;
-      /** Values of the bundle's secret variables (plan.bundle.secretEnv and fileSecretEnv). */
-      bundleSecrets: Record<string, string>;
-      /** Values of the agent's placeholder variables (plan.agentContainer.placeholderEnv). */
-      placeholders: Record<string, string>;
-      /** Work that needs only the running agent, started as soon as it runs, alongside the wait
-       * for the bundle's readiness; launch fails (and rolls back) when it fails. */
-      whileBundleStarts?: (bottle: DockerBottle) => Promise<void>;
-    },
-  ): Promise<DockerBottle> {
+  async ensureImages(plan: BottlePlan, progress: Progress): Promise<void> {
+    await ensureImages(["bundle", plan.agent.template], {
+      docker: this.docker,
+      progress,
+      force: false,
+    });
+  }
+
+  checks(): Promise<Check[]> {
+    return dockerChecks(this.docker);
+  }
+
+  async launch(plan: BottlePlan, options: LaunchOptions): Promise<DockerBottle> {
     const { progress } = options;
     const created = { containers: [] as string[], networks: [] as string[] };
     try {
@@ -238,7 +186,7 @@ export class DockerBackend {
         ...a.command,
       ];
       created.containers.push(a.name);
-      const bottle = new DockerBottle(this.docker, plan.slug, a.name, plan.bundle.name);
+      const bottle = new DockerBottle(this.docker, this, plan.slug, a.name);
       await Promise.all([
         this.docker
           .run(agentArgs, { env: options.placeholders })
@@ -279,16 +227,23 @@ export class DockerBackend {
     ]);
   }
 
-  /** Stops containers (SIGTERM, then SIGKILL after a grace period). */
-  async stopContainers(names: readonly string[]): Promise<void> {
-    if (names.length === 0) return;
-    await this.docker.run(["stop", "--time", String(STOP_GRACE_SECONDS), ...names], {
-      okExitCodes: [0, 1],
-    });
+  /** Stops what runs (SIGTERM, SIGKILL after a grace period), keeps the logs, removes it all. */
+  async teardown(resources: readonly Resource[], stateDir: string): Promise<void> {
+    const containers = resources.filter((r) => r.kind === "container");
+    const running = containers.filter((c) => c.state === "running").map((c) => c.name);
+    if (running.length)
+      await this.docker.run(["stop", "--time", String(STOP_GRACE_SECONDS), ...running], {
+        okExitCodes: [0, 1],
+      });
+    await this.captureLogs(containers, stateDir);
+    await this.remove(
+      containers.map((c) => c.name),
+      resources.filter((r) => r.kind === "network").map((r) => r.name),
+    );
   }
 
   /** Writes each container's log (with timestamps) into <stateDir>/logs/<role>.log. */
-  async captureLogs(containers: readonly Resource[], stateDir: string): Promise<void> {
+  private async captureLogs(containers: readonly Resource[], stateDir: string): Promise<void> {
     await Promise.all(
       containers.map(async (c) => {
         const result = await this.docker
@@ -305,7 +260,7 @@ export class DockerBackend {
   }
 
   /** Removes containers, then networks; a name already gone is not an error. */
-  async remove(containers: readonly string[], networks: readonly string[]): Promise<void> {
+  private async remove(containers: readonly string[], networks: readonly string[]): Promise<void> {
     if (containers.length)
       await this.docker.run(["rm", "--force", "--volumes", ...containers]).catch((err: unknown) => {
         if (!(err instanceof CommandFailedError && /No such container/i.test(err.stderr)))
@@ -322,58 +277,74 @@ export class DockerBackend {
   }
 
   handle(slug: string, resources: readonly Resource[]): DockerBottle | undefined {
-    const agent = resources.find((r) => r.kind === "container" && r.role === "agent");
-    const bundle = resources.find((r) => r.kind === "container" && r.role === "bundle");
-    if (!agent || !bundle) return undefined;
-    return new DockerBottle(this.docker, slug, agent.name, bundle.name);
-  }
-}
-
-export class DockerBottle implements Bottle {
-  constructor(
-    private readonly docker: DockerCli,
-    readonly slug: string,
-    readonly agentContainer: string,
-    readonly bundleContainer: string,
-  ) {}
-
-  private execArgs(
-    argv: readonly string[],
-    options: ExecOptions,
-    interactive: { stdin: boolean; tty: boolean },
-  ): string[] {
-    return [
-      "exec",
-      ...(interactive.stdin ? ["--interactive"] : []),
-      ...(interactive.tty ? ["--tty"] : []),
-      "--user",
-      options.user ?? "node",
-      ...(options.workdir ? ["--workdir", options.workdir] : []),
-      ...envFlags(options.env ?? {}),
-      this.agentContainer,
-      ...argv,
-    ];
+    const agent = containerOf(resources, "agent");
+    if (!agent || !containerOf(resources, "bundle")) return undefined;
+    return new DockerBottle(this.docker, this, slug, agent.name);
   }
 
-  exec(argv: readonly string[], options: ExecOptions = {}): Promise<RunResult> {
-    return this.docker.run(
-      this.execArgs(argv, options, { stdin: options.input !== undefined, tty: false }),
-      {
-        ...(options.input !== undefined ? { input: options.input } : {}),
-        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-      },
+  async logs(resources: readonly Resource[], options: LogOptions = {}): Promise<LogLine[]> {
+    const containers = resources.filter((r) => r.kind === "container");
+    if (!options.follow) {
+      const streams = await Promise.all(
+        containers.map(async (c) => {
+          const { stdout, stderr } = await this.docker.run(["logs", "--timestamps", c.name]);
+          return parseTimestamped(c.role || c.name, stdout + stderr);
+        }),
+      );
+      const lines = mergeByTime(...streams);
+      if (options.onLine) lines.forEach(options.onLine);
+      return lines;
+    }
+    const each = (source: string) => (text: string) => {
+      const [line] = parseTimestamped(source, text) as [LogLine?];
+      if (line) options.onLine?.(line);
+    };
+    await Promise.all(
+      containers.map((c) =>
+        this.docker
+          .run(["logs", "--follow", "--timestamps", c.name], {
+            onStdoutLine: each(c.role || c.name),
+            onStderrLine: each(c.role || c.name),
+            ...(options.signal ? { signal: options.signal } : {}),
+          })
+          .catch(() => undefined),
+      ),
+    );
+    return [];
+  }
+
+  async logsOf(slug: string, options?: LogOptions): Promise<LogLine[]> {
+    return this.logs(await this.resources(slug), options);
+  }
+
+  async stopBottle(slug: string): Promise<void> {
+    const resources = await this.resources(slug);
+    const stateDir = resources.find((r) => r.stateDir)?.stateDir;
+    if (stateDir) await this.teardown(resources, stateDir);
+  }
+
+  async signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void> {
+    await this.docker.run(["kill", "--signal", signal, this.bundleName(resources)]);
+  }
+
+  bundleEvent(
+    resources: readonly Resource[],
+    match: (event: BundleEvent) => boolean,
+    options: { deadlineMs: number; what: string; since?: string },
+  ): Promise<BundleEvent> {
+    return waitForEvent(
+      this.docker,
+      this.bundleName(resources),
+      match,
+      options.deadlineMs,
+      options.what,
+      options.since,
     );
   }
 
-  /** Runs a command with this terminal attached; resolves to its exit status. */
-  attach(
-    argv: readonly string[],
-    options: ExecOptions & { tty: boolean; stdin: boolean },
-  ): Promise<number> {
-    return this.docker.runAttached(this.execArgs(argv, options, options));
-  }
-
-  async cpIn(source: string, destination: string): Promise<void> {
-    await this.docker.run(["cp", source, `${this.agentContainer}:${destination}`]);
+  private bundleName(resources: readonly Resource[]): string {
+    const bundle = containerOf(resources, "bundle");
+    if (!bundle) throw new Error("the bottle has no bundle container");
+    return bundle.name;
   }
 }

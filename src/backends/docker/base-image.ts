@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PrerequisiteError } from "../../errors.js";
-import type { Progress } from "../../cli/progress.js";
+import type { Progress } from "../../shared/progress.js";
 import type { DockerCli } from "./cli.js";
 import { engineFailureReason } from "./cli.js";
 import { CommandNotFoundError, run } from "../../exec/run.js";

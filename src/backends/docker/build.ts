@@ -5,10 +5,11 @@
  * checking costs one `docker image inspect` for every image asked for.
  */
 import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { Progress } from "../../cli/progress.js";
+import type { Progress } from "../../shared/progress.js";
 import { PrerequisiteError, UsageError } from "../../errors.js";
 import { CommandFailedError } from "../../exec/run.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
@@ -64,6 +65,16 @@ async function contextFiles(entry: Buildable): Promise<Map<string, string>> {
         join("app", part),
         (name) => !name.endsWith(".map"),
       );
+    // shared/ parses with zod, and the bundle has no node_modules of its own: zod (which has no
+    // dependencies) goes beside the code, its compiled ES modules only (no sources, types, CJS).
+    const zod = dirname(
+      createRequire(join(PACKAGE_ROOT, "package.json")).resolve("zod/package.json"),
+    );
+    await walk(
+      zod,
+      join("app", "node_modules", "zod"),
+      (name) => name.endsWith(".js") || name === "package.json" || name === "LICENSE",
+    );
   }
   return files;
 }

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { DockerBottle } from "../../../src/backends/docker/backend.js";
+import { DockerBackend } from "../../../src/backends/docker/backend.js";
 import { DockerCli } from "../../../src/backends/docker/cli.js";
 import { run } from "../../../src/exec/run.js";
 import { EGRESS_PORT } from "../../../src/plan/plan.js";
@@ -74,12 +74,9 @@ describe("the cage self-test at start", { timeout: 10 * 60_000 }, () => {
 
   test("names the probe that gets out of a cage with a hole, and refuses the bottle", async () => {
     assert.ok(slug, "the first test started the bottle");
-    const bottle = new DockerBottle(
-      new DockerCli(t.env),
-      slug,
-      `bot-bottle-${slug}-agent`,
-      `bot-bottle-${slug}-bundle`,
-    );
+    const backend = new DockerBackend(new DockerCli(t.env));
+    const bottle = backend.handle(slug, await backend.resources(slug));
+    assert.ok(bottle, "the running bottle has a handle");
     const ports = { egress: EGRESS_PORT };
     const closed = await selfTestCage(bottle, cageProbes(ports, hostAddresses()));
     assert.deepEqual(closed.failures, [], "the same handle and probes pass while the cage holds");

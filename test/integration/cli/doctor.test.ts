@@ -92,9 +92,25 @@ describe("bot-bottle doctor, against the real engine", () => {
           );
         };
       }
+      // Grouped by backend (Docker's checks, then smolvm's), then the state dir's disk.
+      const order = [
+        "docker engine",
+        "host isolation",
+        "disk (docker)",
+        "image base",
+        "image shell",
+        "image bundle",
+        "smolvm",
+        "disk (state)",
+      ];
+      assert.deepEqual(
+        order.toSorted(),
+        Object.keys(expected).toSorted(),
+        "the test covers every row",
+      );
       assert.deepEqual(
         checks.map((c) => c.name),
-        Object.keys(expected),
+        order,
         "doctor reports these rows, in this order",
       );
       for (const c of checks) expected[c.name]?.(c);
@@ -111,7 +127,10 @@ describe("bot-bottle doctor, against the real engine", () => {
       const r = await runCli(["doctor"], { env });
       assert.equal(r.code, 3, r.stdout + r.stderr);
       assert.match(r.stdout, /^FAIL\s+docker engine\s+not reachable at unix:\/\/.*docker\.sock/m);
-      assert.match(r.stdout, /→ start the engine \(`sudo systemctl start docker`/);
+      assert.match(
+        r.stdout,
+        /→ `bot-bottle setup` starts it \(Debian, as root\); elsewhere `sudo systemctl start docker`/,
+      );
       assert.match(
         r.stdout,
         /image base\s+bot-bottle\/base:\S+: cannot check while the engine is down/,

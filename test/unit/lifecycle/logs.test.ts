@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  mergeByTime,
-  parseTimestamped,
   renderJson,
   renderLine,
 } from "../../../src/lifecycle/logs.js";
+import { mergeByTime, parseTimestamped } from "../../../src/shared/logs.js";
 
 describe("bottle logs", () => {
   const bundle = parseTimestamped(

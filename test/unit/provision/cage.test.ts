@@ -35,7 +35,8 @@ function replace(outcomes: ProbeOutcome[], o: ProbeOutcome): ProbeOutcome[] {
 }
 
 function fakeBottle(exec: Bottle["exec"]): Bottle {
-  return { slug: "test-abc123", exec, cpIn: () => Promise.resolve() };
+  const unused = () => Promise.reject(new Error("the self-test uses exec only"));
+  return { slug: "test-abc123", exec, cpIn: unused, attach: unused, logs: unused, stop: unused };
 }
 
 describe("the cage self-test's judgement", () => {

@@ -1,0 +1,65 @@
+/** Finding what bot-bottle created on the Docker engine, by its labels. */
+import { LABELS, type Role } from "../../shared/labels.js";
+import type { BackendName, Resource } from "../backend.js";
+import type { DockerCli } from "./cli.js";
+
+const FIELDS = ["slug", "role", "stateDir", "agent", "bottle", "backend"] as const;
+const labelColumns = FIELDS.map((f) => `{{.Label "${LABELS[f]}"}}`).join("\t");
+
+function parse(kind: "container" | "network", out: string): Resource[] {
+  return out
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((line) => {
+      const [
+        name = "",
+        state = "",
+        created = "",
+        slug = "",
+        role = "",
+        stateDir = "",
+        agent = "",
+        bottle = "",
+        backend = "",
+      ] = line.split("\t");
+      return {
+        kind,
+        name,
+        state,
+        created,
+        slug,
+        role: role as Role,
+        stateDir,
+        agent,
+        bottle,
+        backend: (backend || "docker") as BackendName,
+      };
+    });
+}
+
+/** Every container and network carrying bot-bottle's labels, optionally of one bottle. */
+export async function dockerResources(docker: DockerCli, slug?: string): Promise<Resource[]> {
+  const filter = ["--filter", slug ? `label=${LABELS.slug}=${slug}` : `label=${LABELS.slug}`];
+  const [containers, networks] = await Promise.all([
+    docker.run([
+      "ps",
+      "-a",
+      ...filter,
+      "--format",
+      `{{.Names}}\t{{.State}}\t{{.CreatedAt}}\t${labelColumns}`,
+    ]),
+    docker.run([
+      "network",
+      "ls",
+      ...filter,
+      "--format",
+      `{{.Name}}\t-\t{{.CreatedAt}}\t${labelColumns}`,
+    ]),
+  ]);
+  return [...parse("container", containers.stdout), ...parse("network", networks.stdout)];
+}
+
+/** The one container of a role among a bottle's resources. */
+export function containerOf(resources: readonly Resource[], role: Role): Resource | undefined {
+  return resources.find((r) => r.kind === "container" && r.role === role);
+}

@@ -1,0 +1,89 @@
+/**
+ * The BottlePlan: everything a backend needs to launch a bottle, computed once by plan/ (pure,
+ * printable as the preflight summary) and read by launch, which re-derives nothing. No secret
+ * value is ever in a plan: only the names of the environment variables that hold them.
+ */
+import type { BackendName } from "../manifest/schema.js";
+import type { EgressConfig } from "../shared/egress-config.js";
+
+export type { BackendName };
+
+export interface ContainerPlan {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+}
+
+export interface NetworkPlan {
+  name: string;
+  /** The host-side bridge interface name (at most 15 characters). */
+  bridge: string;
+  internal: boolean;
+  labels: Record<string, string>;
+}
+
+export interface BottlePlan {
+  slug: string;
+  backend: BackendName;
+  agent: { name: string; template: string };
+  bottle: { name: string };
+  manifest: { file: string; sha256: string };
+  stateDir: string;
+  workspace: { host: string; container: string };
+  networks: { internal: NetworkPlan; egress: NetworkPlan };
+  bundle: ContainerPlan & {
+    aliases: readonly string[];
+    /** Ports the agent may reach on the bundle, by daemon. */
+    ports: Record<string, number>;
+    /** Names of host env vars whose values the bundle receives at start (never the values). */
+    secretEnv: string[];
+    /** Bundle variables whose values launch reads from state-dir files (the CA key). */
+    fileSecretEnv: Record<string, string>;
+    /** State-dir folder mounted read-only at /etc/bot-bottle. */
+    configDir: string;
+    /** State-dir folder the bundle writes its audit log to, mounted at `auditMount`. */
+    auditDir: string;
+    auditMount: string;
+    /** The unprivileged user the bundle image runs as (images/bundle/Dockerfile). */
+    uid: number;
+    /** Existing Docker networks the bundle also joins (egress.network); never the agent. */
+    extraNetworks: string[];
+    /** A runaway or attacked daemon starves only its own bottle; the proxy peaks near 140 MB. */
+    limits: { memory: string; pids: number; cpus: number };
+  };
+  agentContainer: ContainerPlan & {
+    user: string;
+    home: string;
+    workdir: string;
+    limits: { memory: string; pids: number };
+    /** PID 1's command: keeps the container up between sessions. */
+    command: string[];
+    /** What an interactive session runs. */
+    attach: string[];
+    /** Token variables the agent holds a placeholder for (same name as on the host). */
+    placeholderEnv: string[];
+    /**
+     * Trusted files that lie directly in the workspace folder (the manifest beside the project's
+     * code), bound read-only over themselves: a file there is a mount point the agent can neither
+     * write, rename nor unlink, and the workspace folder itself is one it cannot move.
+     */
+    readOnlyFiles: { host: string; container: string }[];
+  };
+  /** What the egress proxy enforces (also written as bundle/egress.json). */
+  egress: EgressConfig;
+  /** Host files the operator's side reads and trusts; none may lie inside a workspace. */
+  trusted: TrustedFile[];
+  /** Files written into the state dir before launch, by path relative to it. */
+  files: Record<string, string>;
+  /** Files copied into the state dir before launch: path relative to it -> a host path, or a
+   * path relative to the state dir (the CA certificate made at start). */
+  copies: Record<string, string>;
+}
+
+/** A host file bot-bottle reads and acts on with the operator's authority. */
+export interface TrustedFile {
+  /** What it is, as the operator wrote it: "the manifest", or the field's JSON path. */
+  what: string;
+  path: string;
+}
