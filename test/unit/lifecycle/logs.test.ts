@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import {
-  renderJson,
-  renderLine,
-} from "../../../src/lifecycle/logs.js";
+import { renderJson, renderLine } from "../../../src/lifecycle/logs.js";
 import { mergeByTime, parseTimestamped } from "../../../src/shared/logs.js";
 
 describe("bottle logs", () => {
