@@ -1,40 +1,107 @@
 /**
  * What the egress proxy enforces: written by the host into the bottle's state dir (from the plan,
- * or by `bot-bottle egress apply`), read by src/sidecars/egress inside the bundle. Plain data;
- * the logic that enforces it lives in the sidecar. Never a secret value: only variable names.
+ * or by `bot-bottle egress apply`), read by src/sidecars/egress inside the bundle; and the audit
+ * line the proxy writes per decision, read back by the host. Each is described once, as a zod
+ * schema with a sentence on every field; the types are derived from it, and both sides parse
+ * with it. Plain data; the logic that enforces it lives in the sidecar. Never a secret value:
+ * only variable names.
  */
+import { z } from "zod";
+import { parseConfigText } from "./config-file.js";
 
-export interface RouteAuthRule {
-  /** Lower-case header name the proxy sets. */
-  header: string;
-  scheme?: string;
-  /** The bundle's environment variable holding the real token. */
-  tokenEnv: string;
-}
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envName = (what: string) =>
+  z
+    .string()
+    .regex(ENV_NAME, "must be an environment variable name (letters, digits and _)")
+    .describe(`Name of the bundle's environment variable that holds ${what}; never the value.`);
 
-export interface RouteRule {
-  /** Normalised DNS name, "*." plus a normalised name, or an IP literal (allowIpLiteral). */
-  host: string;
-  /** The one port allowed; when absent, 443 for TLS (CONNECT) and 80 for plain HTTP. */
-  port?: number;
-  paths?: string[];
-  methods?: string[];
-  tlsPassthrough: boolean;
-  allowIpLiteral: boolean;
-  auth?: RouteAuthRule;
-}
+const port = z.number().int().min(1).max(65535);
 
-export interface EgressConfig {
-  slug: string;
-  /** Counts the route sets written for this bottle: 1 at start, +1 per `egress apply`. */
-  generation: number;
-  /** Names of the bundle's variables that hold secrets (route tokens), scanned for on the way out. */
-  secretEnv: string[];
-  routes: RouteRule[];
-  /** Normalised host name -> IP address the proxy dials for it (private addresses allowed). */
-  extraHosts: Record<string, string>;
-  /** Extra CA certificates (PEM) trusted for upstream TLS, as a path inside the bundle. */
-  trustCaFile?: string;
+export const RouteAuthRuleSchema = z
+  .strictObject({
+    header: z
+      .string()
+      .regex(/^[!#$%&'*+.^_`|~0-9a-z-]+$/, "must be a lower-case HTTP header name")
+      .describe("Lower-case header name the proxy sets to the real credential."),
+    scheme: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Written before the token in the header ("Bearer"); absent: the token alone.'),
+    tokenEnv: envName("the real token"),
+  })
+  .describe("Credential injection: the agent sends a placeholder, the proxy sets the real token.");
+
+export const RouteRuleSchema = z
+  .strictObject({
+    host: z
+      .string()
+      .min(1)
+      .describe(
+        'Normalised DNS name, "*." plus a normalised name, or an IP literal (allowIpLiteral).',
+      ),
+    port: port
+      .optional()
+      .describe("The one port allowed; when absent, 443 for TLS (CONNECT) and 80 for plain HTTP."),
+    paths: z
+      .array(z.string().startsWith("/", 'must start with "/"'))
+      .min(1)
+      .optional()
+      .describe('Path prefixes allowed, matched at "/" boundaries; absent: every path.'),
+    methods: z
+      .array(z.string().regex(/^[A-Z]+$/, "must be an upper-case HTTP method"))
+      .min(1)
+      .optional()
+      .describe("HTTP methods allowed, in upper case; absent: every method."),
+    tlsPassthrough: z
+      .boolean()
+      .describe("Tunnel TLS to the host without decrypting it (no path, auth or body checks)."),
+    allowIpLiteral: z.boolean().describe("The host may be an IP address instead of a DNS name."),
+    auth: RouteAuthRuleSchema.optional(),
+  })
+  .describe("One declared way out: a request that matches it is allowed.");
+
+export const EgressConfigSchema = z
+  .strictObject({
+    slug: z.string().min(1).describe("The bottle's slug, carried on every log event."),
+    generation: z
+      .number()
+      .int()
+      .min(1)
+      .describe(
+        "Counts the route sets written for this bottle: 1 at start, +1 per `egress apply`.",
+      ),
+    secretEnv: z
+      .array(envName("a secret"))
+      .describe(
+        "Names of the bundle's variables that hold secrets (route tokens), scanned for on the way out.",
+      ),
+    routes: z
+      .array(RouteRuleSchema)
+      .describe("Every declared route; a request no route matches is refused."),
+    extraHosts: z
+      .record(z.string().min(1), z.string().min(1))
+      .describe(
+        "Normalised host name -> IP address the proxy dials for it (private addresses allowed).",
+      ),
+    trustCaFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Extra CA certificates (PEM) trusted for upstream TLS, as a path inside the bundle.",
+      ),
+  })
+  .describe("What the egress proxy enforces for one bottle.");
+
+export type RouteAuthRule = z.infer<typeof RouteAuthRuleSchema>;
+export type RouteRule = z.infer<typeof RouteRuleSchema>;
+export type EgressConfig = z.infer<typeof EgressConfigSchema>;
+
+/** The egress config in `text` (the contents of `file`); throws ConfigFileError if invalid. */
+export function parseEgressConfig(text: string, file: string): EgressConfig {
+  return parseConfigText(EgressConfigSchema, "egress config", file, text);
 }
 
 /** Files and variables the egress daemon reads inside the bundle. */
@@ -46,24 +113,54 @@ export const AUDIT_FILE = "egress.jsonl";
 /** The bundle's variable holding the bottle CA's private key (PEM). */
 export const CA_KEY_ENV = "BOT_BOTTLE_CA_KEY";
 
+const count = z.number().int().min(0);
+
 /** One line of the audit log: one decision of the egress proxy. */
-export interface AuditRecord {
-  time: string;
-  /** "http" (absolute-form), "https" (decrypted), "tunnel" (passthrough), "connect", "websocket". */
-  kind: "http" | "https" | "tunnel" | "connect" | "websocket";
-  method: string;
-  host: string;
-  port: number;
-  /** The path with query values removed ("/v1/x?key=&page="). */
-  path: string;
-  decision: "allow" | "refuse";
-  /** A machine tag: "allowed", "not-in-routes", "secret-detected", … */
-  tag: string;
-  reason?: string;
-  /** The matched route's host, when one matched. */
-  route?: string;
-  status?: number;
-  bytesOut: number;
-  bytesIn: number;
-  ms: number;
+export const AuditRecordSchema = z
+  .strictObject({
+    time: z.iso.datetime().describe("When the decision was recorded (ISO 8601, UTC)."),
+    kind: z
+      .enum(["http", "https", "tunnel", "connect", "websocket"])
+      .describe(
+        '"http" (absolute-form), "https" (decrypted), "tunnel" (passthrough), "connect", "websocket".',
+      ),
+    method: z.string().describe("The request method, or CONNECT; withheld if it carries a secret."),
+    host: z
+      .string()
+      .describe("The target host as requested; empty when none was understood, or withheld."),
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .describe("The target port; 0 when none was understood."),
+    path: z.string().describe('The path with query values removed ("/v1/x?key=&page=").'),
+    decision: z.enum(["allow", "refuse"]).describe("Whether the request was let out."),
+    tag: z
+      .string()
+      .min(1)
+      .describe('A machine tag: "allowed", "not-in-routes", "secret-detected", …'),
+    reason: z.string().optional().describe("For a refusal, the sentence the agent was shown."),
+    route: z.string().optional().describe("The matched route's host, when one matched."),
+    status: z
+      .number()
+      .int()
+      .min(0)
+      .max(999)
+      .optional()
+      .describe("The HTTP status answered (upstream's, or the proxy's own refusal)."),
+    bytesOut: count.describe("Bytes the agent sent upstream."),
+    bytesIn: count.describe("Bytes sent back to the agent."),
+    ms: z
+      .number()
+      .min(0)
+      .describe("Milliseconds from the request's arrival to the decision's end."),
+  })
+  .describe("One decision of the egress proxy, one JSON line in audit/egress.jsonl.");
+
+export type AuditRecord = z.infer<typeof AuditRecordSchema>;
+
+/** One audit line (`text`, from `file`); throws ConfigFileError if it is not a record. */
+export function parseAuditRecord(text: string, file: string): AuditRecord {
+  return parseConfigText(AuditRecordSchema, "egress audit record", file, text);
 }

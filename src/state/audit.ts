@@ -4,21 +4,23 @@
  */
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AUDIT_FILE, type AuditRecord } from "../shared/egress-config.js";
+import { AUDIT_FILE, AuditRecordSchema, type AuditRecord } from "../shared/egress-config.js";
 
 export function auditFile(stateDir: string): string {
   return join(stateDir, "audit", AUDIT_FILE);
 }
 
+/** The record on one line; undefined for a line that is not JSON or not an audit record. */
 function parse(line: string): AuditRecord | undefined {
+  if (!line.startsWith("{")) return undefined;
+  let value: unknown;
   try {
-    const value = JSON.parse(line) as Partial<AuditRecord>;
-    return typeof value.decision === "string" && typeof value.host === "string"
-      ? (value as AuditRecord)
-      : undefined;
+    value = JSON.parse(line);
   } catch {
     return undefined;
   }
+  const result = AuditRecordSchema.safeParse(value);
+  return result.success ? result.data : undefined;
 }
 
 export function parseAudit(text: string): AuditRecord[] {

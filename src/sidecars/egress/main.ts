@@ -4,14 +4,16 @@
  * agent, appends one audit line per decision, and reloads its routes on SIGHUP — keeping the old
  * ones when the new file is unreadable, so a bad edit never opens or closes anything by accident.
  */
-import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { ConfigFileError } from "../../shared/config-file.js";
 import {
   AUDIT_DIR,
   AUDIT_FILE,
   CA_CERT_PATH,
   CA_KEY_ENV,
   EGRESS_CONFIG_PATH,
+  parseEgressConfig,
   type AuditRecord,
   type EgressConfig,
 } from "../../shared/egress-config.js";
@@ -28,15 +30,36 @@ const port = Number(arg("port", "9099"));
 const configPath = arg("config", EGRESS_CONFIG_PATH);
 const auditDir = arg("audit-dir", AUDIT_DIR);
 
+/** The routes file, parsed (throws on an unreadable or invalid one), and the CAs it names. */
 function readConfig(): { config: EgressConfig; trustCa: string | undefined } {
-  const config = JSON.parse(readFileSync(configPath, "utf8")) as EgressConfig;
-  if (!Array.isArray(config.routes) || typeof config.extraHosts !== "object")
-    throw new Error(`${configPath} has no routes`);
+  const config = parseEgressConfig(readFileSync(configPath, "utf8"), configPath);
   const trustCa = config.trustCaFile ? readFileSync(config.trustCaFile, "utf8") : undefined;
   return { config, trustCa };
 }
 
-const initial = readConfig();
+/** At start there are no previous routes to keep: a bad file ends the process, refusing all. */
+function readInitialConfig(): ReturnType<typeof readConfig> {
+  try {
+    return readConfig();
+  } catch (err) {
+    // Written synchronously: the process exits on the next line.
+    const slug = process.env["BOT_BOTTLE_SLUG"] ?? "unknown";
+    createLogger(slug, "egress", (line) => {
+      writeSync(1, line);
+      return true;
+    })(
+      "config-invalid",
+      `${err instanceof Error ? err.message : String(err)}: refusing to start (every request stays refused)`,
+      {
+        file: configPath,
+        ...(err instanceof ConfigFileError ? { problems: err.problems } : {}),
+      },
+    );
+    process.exit(1);
+  }
+}
+
+const initial = readInitialConfig();
 const log = createLogger(initial.config.slug, "egress");
 const caKey = process.env[CA_KEY_ENV];
 if (!caKey) {

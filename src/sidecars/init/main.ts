@@ -3,14 +3,34 @@
  * daemons, forwards SIGHUP, stops on SIGTERM within a deadline, and serves GET /health on
  * loopback only (the agent cannot reach it).
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { createServer } from "node:http";
-import { INIT_CONFIG_PATH, type InitConfig } from "../../shared/init-config.js";
+import { ConfigFileError } from "../../shared/config-file.js";
+import { INIT_CONFIG_PATH, parseInitConfig, type InitConfig } from "../../shared/init-config.js";
 import { createLogger } from "../log.js";
 import { Supervisor } from "./supervisor.js";
 
 const configPath = process.env["BOT_BOTTLE_INIT_CONFIG"] ?? INIT_CONFIG_PATH;
-const config = JSON.parse(readFileSync(configPath, "utf8")) as InitConfig;
+
+/** The config, or the process ends with a `config-invalid` event: nothing starts on a bad file. */
+function readConfig(): InitConfig {
+  try {
+    return parseInitConfig(readFileSync(configPath, "utf8"), configPath);
+  } catch (err) {
+    // Written synchronously: the process exits on the next line.
+    const slug = process.env["BOT_BOTTLE_SLUG"] ?? "unknown";
+    createLogger(slug, "init", (line) => {
+      writeSync(1, line);
+      return true;
+    })("config-invalid", `${err instanceof Error ? err.message : String(err)}: starting nothing`, {
+      file: configPath,
+      ...(err instanceof ConfigFileError ? { problems: err.problems } : {}),
+    });
+    process.exit(1);
+  }
+}
+
+const config = readConfig();
 const log = createLogger(config.slug, "init");
 const supervisor = new Supervisor(config, log);
 
