@@ -10,6 +10,9 @@ import { smolvmChecks } from "./smolmachines/checks.js";
 
 export type { Backend, BackendName };
 
+/** The local Docker engine as a thing to install and start, for `bot-bottle setup`. */
+export * as dockerEngine from "./docker/engine.js";
+
 /** The backend of that name, driving its tools with this environment. */
 export function openBackend(name: BackendName, env: NodeJS.ProcessEnv): Backend {
   switch (name) {

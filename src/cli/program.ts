@@ -15,6 +15,7 @@ import { registerEgress } from "./egress.js";
 import { registerImages } from "./images.js";
 import { registerInit } from "./init.js";
 import { registerSchema } from "./schema.js";
+import { registerSetup } from "./setup.js";
 import { registerStart } from "./start.js";
 import { registerValidate } from "./validate.js";
 
@@ -51,6 +52,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerEgress(program, ctx);
   registerValidate(program, ctx);
   registerSchema(program, ctx);
+  registerSetup(program, ctx);
   registerDoctor(program, ctx);
   registerImages(program, ctx);
   for (const command of program.commands)

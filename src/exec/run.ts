@@ -5,6 +5,7 @@
  * Secrets never ride on argv: pass them in `env`.
  */
 import { spawn } from "node:child_process";
+import { open } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
 import { BotBottleError, EXIT } from "../errors.js";
 
@@ -198,3 +199,68 @@ export function runAttached(
     });
   });
 }
+
+/** A program started by `startDetached`. */
+export interface DetachedChild {
+  pid: number;
+  /** How it ended, once it has (while this process still runs); undefined while it runs. */
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+}
+
+/**
+ * Starts a long-running program (a daemon such as `dockerd`) that outlives bot-bottle: in a
+ * session of its own, stdin from /dev/null, stdout and stderr appended to `logFile`, never
+ * waited on. Resolves once it has started; its readiness is the caller's to wait for.
+ */
+export async function startDetached(
+  command: string,
+  args: readonly string[],
+  options: { logFile: string; env?: NodeJS.ProcessEnv; cwd?: string },
+): Promise<DetachedChild> {
+  const log = await open(options.logFile, "a", 0o640);
+  try {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      detached: true,
+      stdio: ["ignore", log.fd, log.fd],
+    });
+    let ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    child.on("exit", (code, signal) => (ended = { code, signal }));
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === "ENOENT"
+            ? new CommandNotFoundError(command)
+            : new CommandFailedError(
+                formatCommand(command, args),
+                null,
+                "",
+                `could not start (${err.message})`,
+              ),
+        ),
+      );
+    });
+    child.unref();
+    return { pid: child.pid ?? 0, exited: () => ended };
+  } finally {
+    await log.close();
+  }
+}
+
+/**
+ * How a piece of work runs external programs, passed in so tests can supply their own:
+ * `processRunner` below in bot-bottle itself.
+ */
+export interface Runner {
+  run(command: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
+  startDetached(
+    command: string,
+    args: readonly string[],
+    options: { logFile: string; env?: NodeJS.ProcessEnv },
+  ): Promise<DetachedChild>;
+}
+
+/** The runner of this process: the functions of this file. */
+export const processRunner: Runner = { run, startDetached };
