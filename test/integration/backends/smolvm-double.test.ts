@@ -373,6 +373,10 @@ describe("the smolvm test double", { timeout: 5 * 60_000 }, () => {
     assert.deepEqual(r, { code: 7, stdout: "out\n", stderr: "err\n" });
     const killed = await exec("gw", ["sh", "-c", "kill -TERM $$"]);
     assert.equal(killed.code, 143, "128+N for a signal");
+    const missing = await exec("gw", ["no-such-program"]);
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /executable file not found/);
+    assert.equal(missing.stdout, "");
     const env = await smolvm([
       "machine",
       "exec",
