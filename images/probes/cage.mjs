@@ -6,11 +6,14 @@
 // → {"results":[{"name","outcome":"connected"|"error","code","status","refusal","address","ms"}…]}
 // `start` runs it as soon as the agent runs, while the bundle may still be starting: a probe with
 // retryRefusedMs (one the bundle must answer) tries again after a refused connection, for up to
-// that long; a probe with afterAllowed (a bundle port off the plan, which proves closed only once
+// that long (or a reset one: a port published on the host accepts and resets until the bundle
+// listens behind it); a probe with afterAllowed (a bundle port off the plan, which proves closed only once
 // the bundle listens) waits until every such probe has answered or given up. The bundle's init
 // binds its own ports before it starts the daemons those probes reach.
-// Names are resolved by c-ares against the agent's resolv.conf servers, with the probe's
-// deadline: the system resolver would hold a thread for its own seconds-long timeouts.
+// Names of probes out are resolved by c-ares against the agent's resolv.conf servers, with the
+// probe's deadline: the system resolver would hold a thread for its own seconds-long timeouts.
+// Names the bundle must answer on are resolved as the agent's own tools resolve them (the system
+// resolver: /etc/hosts, then DNS).
 // "@gateway" is the first address of the agent's own subnet.
 import { Resolver } from "node:dns/promises";
 import { request } from "node:http";
@@ -73,12 +76,18 @@ function lookupWithin(timeoutMs) {
   };
 }
 
-function tcp({ host, port, timeoutMs }) {
+/** The lookup for a probe: the system's for names the bundle answers on, else c-ares's. */
+function lookupFor({ retryRefusedMs, timeoutMs }) {
+  return retryRefusedMs ? undefined : lookupWithin(timeoutMs);
+}
+
+function tcp(p) {
+  const { host, port, timeoutMs } = p;
   return new Promise((resolve, reject) => {
     const socket = connect({
       host: host === "@gateway" ? gateway() : host,
       port,
-      lookup: lookupWithin(timeoutMs),
+      lookup: lookupFor(p),
       autoSelectFamily: false,
     });
     socket.once("connect", () => {
@@ -95,9 +104,10 @@ async function dns({ host, timeoutMs }) {
   return { outcome: "connected", address };
 }
 
-function http({ host, port, path, timeoutMs }) {
+function http(p) {
+  const { host, port, path, timeoutMs } = p;
   return new Promise((resolve, reject) => {
-    const options = { host, port, path, lookup: lookupWithin(timeoutMs), agent: false };
+    const options = { host, port, path, lookup: lookupFor(p), agent: false };
     const req = request({ ...options, method: "GET", autoSelectFamily: false }, (res) => {
       res.resume();
       const refusal = res.headers["x-bot-bottle-refusal"];
@@ -114,6 +124,8 @@ function http({ host, port, path, timeoutMs }) {
 }
 
 const kinds = { tcp, dns, http };
+/** What a bundle that is still starting answers: nothing listens (yet) behind the port. */
+const NOT_YET = ["ECONNREFUSED", "ECONNRESET"];
 /** How often a probe the bundle must answer knocks again while the bundle is starting. */
 const RETRY_EVERY_MS = 5;
 
@@ -123,7 +135,7 @@ async function attempt(run, p) {
     try {
       return await run(p);
     } catch (e) {
-      if (e?.code !== "ECONNREFUSED" || performance.now() >= until) throw e;
+      if (!NOT_YET.includes(e?.code) || performance.now() >= until) throw e;
       await new Promise((resolve) => setTimeout(resolve, RETRY_EVERY_MS));
     }
   }

@@ -38,8 +38,24 @@ export interface LogOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Where the agent reaches its bundle, as the agent dials it: what the cage self-test probes.
+ * Docker: the bundle's aliases on the internal network; smolmachines: smolvm's gateway name and
+ * the bundle's published ports.
+ */
+export interface AgentReach {
+  /** Each agent-facing daemon of the bundle: host and port as the agent dials them. */
+  daemons: Record<string, { host: string; port: number }>;
+  /** The bundle's address answers the listed ports only: this one is probed and must be closed. */
+  unlisted?: { host: string; port: number };
+  /** The first address of the agent's subnet must not reach the host (Docker). */
+  gatewayClosed: boolean;
+}
+
 export interface Bottle {
   readonly slug: string;
+  /** Where the agent reaches the bundle. */
+  reach(): Promise<AgentReach>;
   /** Runs a command in the agent and returns its output; fails on a non-zero status. */
   exec(argv: readonly string[], options?: ExecOptions): Promise<RunResult>;
   /** Runs a command in the agent with this terminal attached; resolves to its exit status. */
@@ -66,6 +82,10 @@ export interface Resource {
   created: string;
   /** The backend that made it. */
   backend: BackendName;
+  /** The bundle only: its agent-facing ports, by daemon. */
+  ports?: Record<string, number>;
+  /** The agent only: the folder its commands start in. */
+  workdir?: string;
 }
 
 export interface LaunchOptions {
@@ -94,7 +114,7 @@ export interface Backend {
   /** Everything carrying bot-bottle's labels that this backend made, optionally of one bottle. */
   resources(slug?: string): Promise<Resource[]>;
   /** A handle on a bottle from its resources; undefined when its agent or bundle is gone. */
-  handle(slug: string, resources: readonly Resource[]): Bottle | undefined;
+  handle(slug: string, resources: readonly Resource[]): Promise<Bottle | undefined>;
   /** Stops what runs, captures its logs into `<stateDir>/logs`, and removes every resource. */
   teardown(resources: readonly Resource[], stateDir: string): Promise<void>;
   /** Log lines of these resources, in time order (followed with `follow`). */

@@ -2,11 +2,13 @@
  * The backends, by name: the one place cli/ and lifecycle/ get a Backend from. Everything else
  * they need of a backend is on the Backend and Bottle interfaces (backend.ts).
  */
+import { BACKEND_NAMES } from "../manifest/schema.js";
 import type { Check } from "../shared/checks.js";
 import type { Backend, BackendName } from "./backend.js";
 import { DockerCli } from "./docker/cli.js";
 import { DockerBackend } from "./docker/backend.js";
-import { smolvmChecks } from "./smolmachines/checks.js";
+import { SmolBackend } from "./smolmachines/backend.js";
+import { SmolvmCli } from "./smolmachines/smolvm.js";
 
 export type { Backend, BackendName };
 
@@ -18,15 +20,18 @@ export function openBackend(name: BackendName, env: NodeJS.ProcessEnv): Backend 
   switch (name) {
     case "docker":
       return new DockerBackend(new DockerCli(env));
+    case "smolmachines":
+      return new SmolBackend(new SmolvmCli(env), new DockerCli(env), env);
   }
 }
 
 /** Every backend this machine may hold bottles of (listing, cleanup and trust look at all). */
 export function allBackends(env: NodeJS.ProcessEnv): Backend[] {
-  return [openBackend("docker", env)];
+  return BACKEND_NAMES.map((name) => openBackend(name, env));
 }
 
 /** What `doctor` reports about the backends: Docker's checks, then smolvm's. */
 export async function backendChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
-  return [...(await openBackend("docker", env).checks()), ...(await smolvmChecks(env))];
+  const each = await Promise.all(allBackends(env).map((b) => b.checks()));
+  return each.flat();
 }

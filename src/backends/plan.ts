@@ -31,7 +31,9 @@ export interface BottlePlan {
   manifest: { file: string; sha256: string };
   stateDir: string;
   workspace: { host: string; container: string };
-  networks: { internal: NetworkPlan; egress: NetworkPlan };
+  /** The agent's network (Docker only: a smolmachines agent is a VM with its own allow-list), and
+   * the bundle's way out. */
+  networks: { internal?: NetworkPlan; egress: NetworkPlan };
   bundle: ContainerPlan & {
     aliases: readonly string[];
     /** Ports the agent may reach on the bundle, by daemon. */
@@ -86,4 +88,26 @@ export interface TrustedFile {
   /** What it is, as the operator wrote it: "the manifest", or the field's JSON path. */
   what: string;
   path: string;
+}
+
+/**
+ * In a plan's agent environment, stands for the host:port at which the agent reaches a bundle
+ * port when only launch can know it (smolmachines publishes the bundle's ports on random
+ * loopback ports); launch writes the address in its place.
+ */
+export function bundleAddress(port: number): string {
+  return `{bundle:${port}}`;
+}
+
+/** The agent's environment with every bundleAddress(port) replaced by `address(port)`. */
+export function withBundleAddresses(
+  env: Readonly<Record<string, string>>,
+  address: (port: number) => string,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [
+      k,
+      v.replace(/\{bundle:(\d+)\}/g, (_, port: string) => address(Number(port))),
+    ]),
+  );
 }

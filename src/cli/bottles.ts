@@ -89,7 +89,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
     .option("--user <user>", "run as this user instead of node")
     .action(async (slug: string, argv: string[], options: { user?: string }) => {
       const { backend, resources } = await findBottle(allBackends(ctx.env), slug);
-      const bottle = backend.handle(slug, resources);
+      const bottle = await backend.handle(slug, resources);
       if (!bottle) throw new NoSuchBottleError(slug);
       const tty = ctx.stdin?.isTTY === true && ctx.stdout.isTTY === true;
       ctx.exitCode = await bottle.attach(argv, {

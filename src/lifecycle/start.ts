@@ -106,7 +106,10 @@ export function metadataFromPlan(plan: BottlePlan, now: Date, pid: number): Bott
     manifest: plan.manifest,
     labels: plan.bundle.labels,
     containers: { agent: plan.agentContainer.name, bundle: plan.bundle.name },
-    networks: { internal: plan.networks.internal.name, egress: plan.networks.egress.name },
+    networks: {
+      ...(plan.networks.internal ? { internal: plan.networks.internal.name } : {}),
+      egress: plan.networks.egress.name,
+    },
   };
 }
 
@@ -141,7 +144,7 @@ export async function launch(
       // no CA (it speaks plain HTTP to the proxy) and waits for the bundle itself. The host's
       // addresses are read now: they include the bridges of this bottle's own networks.
       whileBundleStarts: async (agent) => {
-        cage = await selfTestCage(agent, cageProbes(plan.bundle.ports, hostAddresses()), {
+        cage = await selfTestCage(agent, cageProbes(await agent.reach(), hostAddresses()), {
           alongside: caInstallStep(ca),
         });
       },

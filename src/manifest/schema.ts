@@ -317,7 +317,7 @@ export const GitUpstreamSchema = z
   .describe("One git upstream the agent can fetch from and push to through the git gate.");
 
 /** The backends a bottle can run on. */
-export const BACKEND_NAMES = ["docker"] as const;
+export const BACKEND_NAMES = ["docker", "smolmachines"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export const BottleSchema = z
@@ -326,7 +326,7 @@ export const BottleSchema = z
       .enum(BACKEND_NAMES)
       .default("docker")
       .describe(
-        'What runs the agent: "docker" (a container on this machine\'s Docker engine). `start --backend` overrides it.',
+        'What runs the agent: "docker" (a container on this machine\'s Docker engine) or "smolmachines" (a smolvm microVM: a hardware boundary instead of a shared kernel; the sidecar bundle stays a container). `start --backend` overrides it.',
       ),
     egress: EgressSchema.default({ routes: [], extra_hosts: {} }),
     git: z.array(GitUpstreamSchema).default([]).describe("Git upstreams mirrored by the git gate."),

@@ -6,9 +6,19 @@ import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
 import { AUDIT_DIR, CA_KEY_ENV } from "../shared/egress-config.js";
-import { BUNDLE_ROOT, INIT_CONFIG_PATH, type InitConfig } from "../shared/init-config.js";
+import {
+  BUNDLE_ROOT,
+  HEALTH_PORT,
+  INIT_CONFIG_PATH,
+  type InitConfig,
+} from "../shared/init-config.js";
 import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
-import type { BackendName, BottlePlan, TrustedFile } from "../backends/plan.js";
+import {
+  bundleAddress,
+  type BackendName,
+  type BottlePlan,
+  type TrustedFile,
+} from "../backends/plan.js";
 import { agentEgressEnv, egressConfigFor, tokenEnvNames } from "./egress.js";
 
 export const AGENT_USER = "node";
@@ -16,7 +26,6 @@ export const AGENT_HOME = "/home/node";
 export const WORKSPACE = "/home/node/workspace";
 export const EGRESS_PORT = 9099;
 export const BUNDLE_UID = 10001;
-export const HEALTH_PORT = 9000;
 /** Names the agent reaches the bundle by, on the internal network. */
 export const BUNDLE_ALIASES = ["egress", "git-gate", "supervise"] as const;
 
@@ -119,17 +128,31 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
   ];
 
   const egress = egressConfigFor(manifest.bottle, slug, 1);
+  const ports = { egress: EGRESS_PORT };
   const trusted = trustedFiles(manifest);
+  const readOnlyFiles = shieldedFiles(trusted, input.workspace).map((host) => ({
+    host,
+    container: `${WORKSPACE}/${basename(host)}`,
+  }));
+  const vm = backend === "smolmachines";
+  if (vm && readOnlyFiles.length > 0)
+    throw new UsageError(
+      `${readOnlyFiles.map((f) => f.host).join(", ")} lies in the workspace, and a smolmachines bottle shares only whole folders with its VM, so it cannot keep that file out of the agent's reach`,
+      "move the manifest and the files it names out of the workspace (-f PATH), or use the docker backend",
+    );
   const gitUser = manifest.bottle.git_user;
   const agentEnv: Record<string, string> = {
     HOME: AGENT_HOME,
     USER: AGENT_USER,
     BOT_BOTTLE_SLUG: slug,
-    ...agentEgressEnv(`http://egress:${EGRESS_PORT}`, [
-      ...BUNDLE_ALIASES,
-      "localhost",
-      "127.0.0.1",
-    ]),
+    // A VM reaches the bundle at an address only launch knows (backends/plan.ts bundleAddress).
+    ...(vm
+      ? agentEgressEnv(`http://${bundleAddress(EGRESS_PORT)}`, ["localhost", "127.0.0.1"])
+      : agentEgressEnv(`http://egress:${EGRESS_PORT}`, [
+          ...BUNDLE_ALIASES,
+          "localhost",
+          "127.0.0.1",
+        ])),
     ...(gitUser
       ? {
           GIT_AUTHOR_NAME: gitUser.name,
@@ -149,12 +172,16 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     stateDir,
     workspace: { host: input.workspace, container: WORKSPACE },
     networks: {
-      internal: {
-        name: `${prefix}-internal`,
-        bridge: `bb${input.id}i`,
-        internal: true,
-        labels: labels("internal-network"),
-      },
+      ...(vm
+        ? {}
+        : {
+            internal: {
+              name: `${prefix}-internal`,
+              bridge: `bb${input.id}i`,
+              internal: true,
+              labels: labels("internal-network"),
+            },
+          }),
       egress: {
         name: `${prefix}-egress`,
         bridge: `bb${input.id}e`,
@@ -165,10 +192,15 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     bundle: {
       name: `${prefix}-bundle`,
       image: input.images.bundle,
-      labels: labels("bundle"),
+      labels: {
+        ...labels("bundle"),
+        [LABELS.ports]: Object.entries(ports)
+          .map(([d, p]) => `${d}=${p}`)
+          .join(","),
+      },
       env: { BOT_BOTTLE_SLUG: slug, BOT_BOTTLE_INIT_CONFIG: INIT_CONFIG_PATH },
-      aliases: BUNDLE_ALIASES,
-      ports: { egress: EGRESS_PORT },
+      aliases: vm ? [] : BUNDLE_ALIASES,
+      ports,
       secretEnv: [...new Set(secretEnv)],
       fileSecretEnv: { [CA_KEY_ENV]: "ca/ca.key" },
       configDir: "bundle",
@@ -179,9 +211,10 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       limits: { memory: "256m", pids: 256, cpus: 1 },
     },
     agentContainer: {
-      name: `${prefix}-agent`,
+      // smolvm refuses "--" in a machine name; slugs are unique with or without it.
+      name: vm ? `${prefix}-agent`.replace(/-{2,}/g, "-") : `${prefix}-agent`,
       image: input.images.agent,
-      labels: labels("agent"),
+      labels: { ...labels("agent"), [LABELS.workdir]: WORKSPACE },
       env: agentEnv,
       user: AGENT_USER,
       home: AGENT_HOME,
@@ -190,10 +223,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       command: ["sleep", "infinity"],
       attach: template?.attach ?? [],
       placeholderEnv: tokenEnvNames(manifest.bottle),
-      readOnlyFiles: shieldedFiles(trusted, input.workspace).map((host) => ({
-        host,
-        container: `${WORKSPACE}/${basename(host)}`,
-      })),
+      readOnlyFiles,
     },
     egress,
     trusted,

@@ -32,16 +32,23 @@ export function describePlan(plan: BottlePlan): string[] {
   const lines = [
     `bottle ${plan.slug}  (agent ${plan.agent.name}, template ${plan.agent.template}, bottle ${plan.bottle.name}, backend ${plan.backend})`,
     `  workspace   ${plan.workspace.host} -> ${plan.workspace.container} (the only host path the agent sees)`,
-    `  agent       ${a.name}  image ${a.image}`,
-    `              user ${a.user}, no capabilities, no-new-privileges, memory ${a.limits.memory}, pids ${a.limits.pids}, IPv6 off`,
+    ...(plan.backend === "smolmachines"
+      ? [
+          `  agent       ${a.name}  smolvm microVM from image ${a.image}`,
+          `              own kernel; memory ${a.limits.memory}; its network admits only smolvm's gateway, where the bundle's ports are published on random 127.0.0.1 ports`,
+        ]
+      : [
+          `  agent       ${a.name}  image ${a.image}`,
+          `              user ${a.user}, no capabilities, no-new-privileges, memory ${a.limits.memory}, pids ${a.limits.pids}, IPv6 off`,
+        ]),
     `  bundle      ${plan.bundle.name}  image ${plan.bundle.image}`,
     `              uid ${plan.bundle.uid}, no capabilities, read-only root, memory ${plan.bundle.limits.memory}, pids ${plan.bundle.limits.pids}, cpus ${plan.bundle.limits.cpus}`,
-    `              reachable from the agent as ${plan.bundle.aliases.join(", ")}; ports: ${Object.entries(
+    `              ${plan.bundle.aliases.length ? `reachable from the agent as ${plan.bundle.aliases.join(", ")}` : "reachable from the agent at host.smolvm.internal"}; ports: ${Object.entries(
       plan.bundle.ports,
     )
       .map(([d, p]) => `${d} ${p}`)
       .join(", ")}`,
-    `  networks    ${plan.networks.internal.name} (internal, no host address) and ${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
+    `  networks    ${plan.networks.internal ? `${plan.networks.internal.name} (internal, no host address) and ` : ""}${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
     ...describeRoutes(plan.egress),
     `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
     `  trusted     ${trustedLine(plan)}`,

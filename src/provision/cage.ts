@@ -9,11 +9,10 @@
 import { readFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import type { Bottle } from "../backends/backend.js";
+import type { AgentReach, Bottle } from "../backends/backend.js";
 import { BotBottleError, EXIT } from "../errors.js";
 import { CommandFailedError } from "../exec/run.js";
 import { PACKAGE_ROOT } from "../package-root.js";
-import { HEALTH_PORT } from "../plan/plan.js";
 import type { CageProbeRecord, CageRecord } from "../state/bottle-state.js";
 import type { RootStep } from "./ca.js";
 
@@ -105,9 +104,9 @@ export function hostAddresses(): { name: string; address: string }[] {
   return out;
 }
 
-/** The probe set for a bottle whose bundle answers on `ports` (the plan's bundle ports). */
+/** The probe set for a bottle whose agent reaches its bundle as `reach` says. */
 export function cageProbes(
-  ports: Readonly<Record<string, number>>,
+  reach: AgentReach,
   hosts: readonly { name: string; address: string }[],
 ): CageProbe[] {
   const out = (
@@ -124,22 +123,28 @@ export function cageProbes(
     timeoutMs: DENY_TIMEOUT_MS,
     expect: { refused: codes },
   });
-  const planned = new Set(Object.values(ports));
-  const unlisted = [HEALTH_PORT, 22, 80, 8080].find((p) => !planned.has(p)) ?? 1;
-  const bundle = Object.keys(ports)[0] ?? "egress";
   return [
     out("ip-literal", "tcp", OUTSIDE_IPV4, 443, NO_ROUTE),
     out("ipv6", "tcp", OUTSIDE_IPV6, 443, NO_IPV6),
     out("dns", "dns", OUTSIDE_NAME, undefined, NO_NAME),
     out("no-proxy", "tcp", OUTSIDE_NAME, 443, NO_NAME),
     out("metadata", "tcp", METADATA_IP, 80, NO_ROUTE),
-    { ...out("bundle-port", "tcp", bundle, unlisted, CLOSED), afterAllowed: true },
-    out("internal-gateway", "tcp", "@gateway", HOST_PORT, NO_ROUTE),
+    ...(reach.unlisted
+      ? [
+          {
+            ...out("bundle-port", "tcp", reach.unlisted.host, reach.unlisted.port, CLOSED),
+            afterAllowed: true as const,
+          },
+        ]
+      : []),
+    ...(reach.gatewayClosed
+      ? [out("internal-gateway", "tcp", "@gateway", HOST_PORT, NO_ROUTE)]
+      : []),
     ...hosts.map((h) => out(h.name, "tcp", h.address, HOST_PORT, NO_ROUTE)),
-    ...Object.entries(ports).map(([name, port]): CageProbe => ({
+    ...Object.entries(reach.daemons).map(([name, { host, port }]): CageProbe => ({
       name,
       kind: name === "egress" ? "http" : "tcp",
-      host: name,
+      host,
       port,
       ...(name === "egress" ? { path: "/" } : {}),
       timeoutMs: ALLOW_TIMEOUT_MS,

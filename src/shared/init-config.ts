@@ -55,3 +55,5 @@ export interface LogEvent {
 
 export const INIT_CONFIG_PATH = "/etc/bot-bottle/init.json";
 export const BUNDLE_ROOT = "/opt/bot-bottle";
+/** The port of init's health endpoint inside the bundle; never one the agent may reach. */
+export const HEALTH_PORT = 9000;

@@ -14,6 +14,10 @@ export const LABELS = {
   stateDir: `${LABEL_PREFIX}.state-dir`,
   /** The backend that runs the bottle ("docker" when absent). */
   backend: `${LABEL_PREFIX}.backend`,
+  /** The agent only: the folder its commands start in. */
+  workdir: `${LABEL_PREFIX}.workdir`,
+  /** The bundle's agent-facing ports: "egress=9099,…". */
+  ports: `${LABEL_PREFIX}.ports`,
 } as const;
 
 export type Role = "agent" | "bundle" | "internal-network" | "egress-network";

@@ -27,7 +27,7 @@ export interface BottleMetadata {
   manifest: { file: string; sha256: string };
   labels: Record<string, string>;
   containers: { agent: string; bundle: string };
-  networks: { internal: string; egress: string };
+  networks: { internal?: string; egress: string };
   /** The cage self-test run by start, from inside the agent, before the agent's command. */
   cage?: CageRecord;
 }

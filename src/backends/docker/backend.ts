@@ -17,24 +17,18 @@ import type {
   LogOptions,
   Resource,
 } from "../backend.js";
-import type { BottlePlan, NetworkPlan } from "../plan.js";
+import type { BottlePlan } from "../plan.js";
 import { DockerBottle, envFlags } from "./bottle.js";
 import { ensureImages } from "./build.js";
 import { dockerChecks } from "./checks.js";
 import type { DockerCli } from "./cli.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
 import { containerOf, dockerResources } from "./resources.js";
-import { ReadinessError, waitForEvent } from "./wait.js";
+import { waitForEvent } from "./wait.js";
+import { bundleReady, createNetwork, labelFlags, launchFailure, startBundle } from "./bundle.js";
 
 export const BUNDLE_READY_DEADLINE_MS = 15_000;
 const STOP_GRACE_SECONDS = 5;
-
-export class LaunchError extends BotBottleError {
-  constructor(message: string, hint: string, cause?: unknown) {
-    super("command_failed", message, { exitCode: EXIT.internal, hint, cause });
-    this.name = "LaunchError";
-  }
-}
 
 export class IsolationError extends BotBottleError {
   constructor(message: string, remedy: string) {
@@ -44,10 +38,6 @@ export class IsolationError extends BotBottleError {
     });
     this.name = "IsolationError";
   }
-}
-
-function labelFlags(labels: Record<string, string>): string[] {
-  return Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
 }
 
 export class DockerBackend implements Backend {
@@ -75,75 +65,34 @@ export class DockerBackend implements Backend {
   async launch(plan: BottlePlan, options: LaunchOptions): Promise<DockerBottle> {
     const { progress } = options;
     const created = { containers: [] as string[], networks: [] as string[] };
+    const internal = plan.networks.internal;
+    if (!internal) throw new Error(`the plan of ${plan.slug} has no internal network`);
     try {
       progress.step("creating the internal and egress networks");
       await Promise.all(
-        [plan.networks.internal, plan.networks.egress].map(async (n) => {
-          await this.createNetwork(n);
+        [internal, plan.networks.egress].map(async (n) => {
+          await createNetwork(this.docker, n);
           created.networks.push(n.name);
         }),
       );
       // Fail closed: a bridge that holds a host address, or one this host cannot inspect, ends
       // the start (and the networks just made are removed below).
-      const bridge = plan.networks.internal.bridge;
+      const bridge = internal.bridge;
       const refusal = isolationRefusal(bridge, checkBridgeIsolation(bridge));
       if (refusal) throw new IsolationError(refusal.message, refusal.remedy);
 
       progress.step(`starting the sidecar bundle ${plan.bundle.name}`);
-      const bundleArgs = [
-        "run",
-        "--detach",
-        "--name",
-        plan.bundle.name,
-        "--hostname",
-        "bundle",
-        ...labelFlags(plan.bundle.labels),
-        "--network",
-        plan.networks.egress.name,
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "--memory",
-        plan.bundle.limits.memory,
-        "--memory-swap",
-        plan.bundle.limits.memory,
-        "--pids-limit",
-        String(plan.bundle.limits.pids),
-        "--cpus",
-        String(plan.bundle.limits.cpus),
-        "--volume",
-        `${join(plan.stateDir, plan.bundle.configDir)}:/etc/bot-bottle:ro`,
-        "--volume",
-        `${join(plan.stateDir, plan.bundle.auditDir)}:${plan.bundle.auditMount}`,
-        ...envFlags(plan.bundle.env),
-        // Secrets: name only on argv; docker reads the value from its own environment.
-        ...Object.keys(options.bundleSecrets).flatMap((name) => ["--env", name]),
-        plan.bundle.image,
-      ];
       created.containers.push(plan.bundle.name);
-      await this.docker.run(bundleArgs, { env: options.bundleSecrets });
+      await startBundle(this.docker, plan, options.bundleSecrets, {
+        network: plan.networks.egress.name,
+      });
       await this.docker.run([
         "network",
         "connect",
         ...plan.bundle.aliases.flatMap((a) => ["--alias", a]),
-        plan.networks.internal.name,
+        internal.name,
         plan.bundle.name,
       ]);
-      for (const network of plan.bundle.extraNetworks) {
-        try {
-          await this.docker.run(["network", "connect", network, plan.bundle.name]);
-        } catch (err) {
-          throw new LaunchError(
-            `the sidecar bundle could not join the network "${network}" (bottles.${plan.bottle.name}.egress.network): ${err instanceof CommandFailedError ? err.stderr.trim().split("\n")[0] : String(err)}`,
-            "create that Docker network first, or remove egress.network from the bottle",
-            err,
-          );
-        }
-      }
 
       progress.step(`starting the agent ${plan.agentContainer.name} and waiting for the bundle`);
       const a = plan.agentContainer;
@@ -157,7 +106,7 @@ export class DockerBackend implements Backend {
         "--init",
         ...labelFlags(a.labels),
         "--network",
-        plan.networks.internal.name,
+        internal.name,
         "--user",
         a.user,
         "--workdir",
@@ -186,45 +135,19 @@ export class DockerBackend implements Backend {
         ...a.command,
       ];
       created.containers.push(a.name);
-      const bottle = new DockerBottle(this.docker, this, plan.slug, a.name);
+      const bottle = new DockerBottle(this.docker, this, plan.slug, a.name, plan.bundle.ports);
       await Promise.all([
         this.docker
           .run(agentArgs, { env: options.placeholders })
           .then(() => options.whileBundleStarts?.(bottle)),
-        waitForEvent(
-          this.docker,
-          plan.bundle.name,
-          "ready",
-          BUNDLE_READY_DEADLINE_MS,
-          `the sidecar bundle ${plan.bundle.name}`,
-        ),
+        bundleReady(this.docker, plan),
       ]);
       return bottle;
     } catch (err) {
       await this.remove(created.containers, created.networks).catch(() => undefined);
       if (err instanceof BotBottleError) throw err;
-      if (err instanceof ReadinessError)
-        throw new LaunchError(
-          err.message,
-          `\`bot-bottle logs ${plan.slug}\` shows the captured bundle log`,
-          err,
-        );
-      throw err;
+      throw launchFailure(err, plan.slug);
     }
-  }
-
-  private async createNetwork(n: NetworkPlan): Promise<void> {
-    await this.docker.run([
-      "network",
-      "create",
-      "--driver",
-      "bridge",
-      ...(n.internal ? ["--internal", "--opt", "com.docker.network.bridge.inhibit_ipv4=true"] : []),
-      "--opt",
-      `com.docker.network.bridge.name=${n.bridge}`,
-      ...labelFlags(n.labels),
-      n.name,
-    ]);
   }
 
   /** Stops what runs (SIGTERM, SIGKILL after a grace period), keeps the logs, removes it all. */
@@ -276,10 +199,13 @@ export class DockerBackend implements Backend {
     );
   }
 
-  handle(slug: string, resources: readonly Resource[]): DockerBottle | undefined {
+  handle(slug: string, resources: readonly Resource[]): Promise<DockerBottle | undefined> {
     const agent = containerOf(resources, "agent");
-    if (!agent || !containerOf(resources, "bundle")) return undefined;
-    return new DockerBottle(this.docker, this, slug, agent.name);
+    const bundle = containerOf(resources, "bundle");
+    if (!agent || !bundle) return Promise.resolve(undefined);
+    return Promise.resolve(
+      new DockerBottle(this.docker, this, slug, agent.name, bundle.ports ?? {}),
+    );
   }
 
   async logs(resources: readonly Resource[], options: LogOptions = {}): Promise<LogLine[]> {

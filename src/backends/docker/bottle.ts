@@ -1,7 +1,8 @@
 /** A running Docker bottle: commands run in its agent container through `docker exec`. */
 import type { RunResult } from "../../exec/run.js";
+import { HEALTH_PORT } from "../../shared/init-config.js";
 import type { LogLine } from "../../shared/logs.js";
-import type { AttachOptions, Bottle, ExecOptions, LogOptions } from "../backend.js";
+import type { AgentReach, AttachOptions, Bottle, ExecOptions, LogOptions } from "../backend.js";
 import type { DockerCli } from "./cli.js";
 
 /** What a bottle needs from its backend to show its logs and stop. */
@@ -20,7 +21,24 @@ export class DockerBottle implements Bottle {
     private readonly owner: BottleOwner,
     readonly slug: string,
     readonly agentContainer: string,
+    /** The bundle's agent-facing ports, by daemon (its ports label). */
+    private readonly ports: Readonly<Record<string, number>>,
   ) {}
+
+  /** On the internal network the agent dials each daemon by its alias, the daemon's name. */
+  reach(): Promise<AgentReach> {
+    const daemons = Object.fromEntries(
+      Object.entries(this.ports).map(([name, port]) => [name, { host: name, port }]),
+    );
+    const first = Object.keys(this.ports)[0] ?? "egress";
+    const planned = new Set(Object.values(this.ports));
+    const unlisted = [HEALTH_PORT, 22, 80, 8080].find((p) => !planned.has(p)) ?? 1;
+    return Promise.resolve({
+      daemons,
+      unlisted: { host: first, port: unlisted },
+      gatewayClosed: true,
+    });
+  }
 
   private execArgs(
     argv: readonly string[],

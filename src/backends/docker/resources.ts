@@ -3,7 +3,7 @@ import { LABELS, type Role } from "../../shared/labels.js";
 import type { BackendName, Resource } from "../backend.js";
 import type { DockerCli } from "./cli.js";
 
-const FIELDS = ["slug", "role", "stateDir", "agent", "bottle", "backend"] as const;
+const FIELDS = ["slug", "role", "stateDir", "agent", "bottle", "backend", "ports"] as const;
 const labelColumns = FIELDS.map((f) => `{{.Label "${LABELS[f]}"}}`).join("\t");
 
 function parse(kind: "container" | "network", out: string): Resource[] {
@@ -21,6 +21,7 @@ function parse(kind: "container" | "network", out: string): Resource[] {
         agent = "",
         bottle = "",
         backend = "",
+        ports = "",
       ] = line.split("\t");
       return {
         kind,
@@ -33,8 +34,19 @@ function parse(kind: "container" | "network", out: string): Resource[] {
         agent,
         bottle,
         backend: (backend || "docker") as BackendName,
+        ...(ports ? { ports: parsePorts(ports) } : {}),
       };
     });
+}
+
+/** "egress=9099,git=9418" -> { egress: 9099, git: 9418 } */
+export function parsePorts(label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of label.split(",")) {
+    const [name = "", port = ""] = part.split("=");
+    if (name && /^\d+$/.test(port)) out[name] = Number(port);
+  }
+  return out;
 }
 
 /** Every container and network carrying bot-bottle's labels, optionally of one bottle. */

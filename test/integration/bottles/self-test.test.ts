@@ -75,10 +75,10 @@ describe("the cage self-test at start", { timeout: 10 * 60_000 }, () => {
   test("names the probe that gets out of a cage with a hole, and refuses the bottle", async () => {
     assert.ok(slug, "the first test started the bottle");
     const backend = new DockerBackend(new DockerCli(t.env));
-    const bottle = backend.handle(slug, await backend.resources(slug));
+    const bottle = await backend.handle(slug, await backend.resources(slug));
     assert.ok(bottle, "the running bottle has a handle");
-    const ports = { egress: EGRESS_PORT };
-    const closed = await selfTestCage(bottle, cageProbes(ports, hostAddresses()));
+    const reach = await bottle.reach();
+    const closed = await selfTestCage(bottle, cageProbes(reach, hostAddresses()));
     assert.deepEqual(closed.failures, [], "the same handle and probes pass while the cage holds");
 
     // The hole: Docker's plain --internal network, whose bridge holds a host address.
@@ -98,7 +98,7 @@ describe("the cage self-test at start", { timeout: 10 * 60_000 }, () => {
       `the host holds the leaky bridge's address ${hostSide}`,
     );
 
-    const result = await selfTestCage(bottle, cageProbes(ports, hosts));
+    const result = await selfTestCage(bottle, cageProbes(reach, hosts));
     assert.equal(result.record.passed, false);
     const escaped = result.failures.find((f) => f.target === `${hostSide}:22`);
     assert.ok(escaped, JSON.stringify(result.failures));

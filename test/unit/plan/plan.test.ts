@@ -24,6 +24,7 @@ describe("planning a bottle", () => {
     assert.equal(plan.stateDir, "/state/bot-bottle/probe-7k2m9x");
     assert.equal(plan.agentContainer.name, "bot-bottle-probe-7k2m9x-agent");
     assert.equal(plan.bundle.name, "bot-bottle-probe-7k2m9x-bundle");
+    assert.ok(plan.networks.internal, "a Docker bottle has an internal network");
     assert.equal(plan.networks.internal.internal, true);
     assert.equal(plan.networks.egress.internal, false);
     assert.ok(
@@ -37,7 +38,7 @@ describe("planning a bottle", () => {
     for (const [role, labels] of [
       ["agent", plan.agentContainer.labels],
       ["bundle", plan.bundle.labels],
-      ["internal-network", plan.networks.internal.labels],
+      ["internal-network", plan.networks.internal?.labels ?? {}],
       ["egress-network", plan.networks.egress.labels],
     ] as const) {
       assert.equal(labels["dev.bot-bottle.slug"], "probe-7k2m9x");
@@ -126,7 +127,7 @@ describe("planning a bottle", () => {
       plan.slug,
       plan.agentContainer.image,
       plan.bundle.image,
-      plan.networks.internal.name,
+      plan.networks.egress.name,
       plan.stateDir,
     ])
       assert.ok(text.includes(part), part);

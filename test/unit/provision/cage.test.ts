@@ -16,7 +16,14 @@ import {
 } from "../../../src/provision/cage.js";
 
 const HOSTS = [{ name: "host-gateway", address: "172.17.0.1" }];
-const probes = cageProbes({ egress: 9099 }, HOSTS);
+const probes = cageProbes(
+  {
+    daemons: { egress: { host: "egress", port: 9099 } },
+    unlisted: { host: "egress", port: 9000 },
+    gatewayClosed: true,
+  },
+  HOSTS,
+);
 const NOW = new Date("2026-01-01T00:00:00Z");
 
 /** What a closed cage answers, probe by probe. */
@@ -36,7 +43,15 @@ function replace(outcomes: ProbeOutcome[], o: ProbeOutcome): ProbeOutcome[] {
 
 function fakeBottle(exec: Bottle["exec"]): Bottle {
   const unused = () => Promise.reject(new Error("the self-test uses exec only"));
-  return { slug: "test-abc123", exec, cpIn: unused, attach: unused, logs: unused, stop: unused };
+  return {
+    slug: "test-abc123",
+    exec,
+    cpIn: unused,
+    attach: unused,
+    logs: unused,
+    stop: unused,
+    reach: unused,
+  };
 }
 
 describe("the cage self-test's judgement", () => {

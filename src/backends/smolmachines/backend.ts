@@ -1,0 +1,279 @@
+/**
+ * The smolmachines backend: the agent is a smolvm microVM (its own kernel: a hardware boundary,
+ * not a shared one), and the sidecar bundle is the same container as with Docker, on its own
+ * egress network, with its agent-facing ports published on random 127.0.0.1 ports. The VM's
+ * network is smolvm's virtio-net with an allow-list holding only smolvm's gateway, which
+ * re-dials a flow to the host's loopback on the same port: the agent reaches the bundle at
+ * host.smolvm.internal:<published port>. README ("The smolmachines backend") lists what that
+ * leaves open and what the Docker backend closes instead.
+ */
+import { PrerequisiteError } from "../../errors.js";
+import { CommandNotFoundError } from "../../exec/run.js";
+import type { Check } from "../../shared/checks.js";
+import { LABELS, type Role } from "../../shared/labels.js";
+import type { LogLine } from "../../shared/logs.js";
+import type { Progress } from "../../shared/progress.js";
+import { cacheRoot } from "../../state/paths.js";
+import type { Backend, BundleEvent, LaunchOptions, LogOptions, Resource } from "../backend.js";
+import { withBundleAddresses, type BottlePlan } from "../plan.js";
+import { DockerBackend } from "../docker/backend.js";
+import { ensureImages } from "../docker/build.js";
+import {
+  bundleReady,
+  createNetwork,
+  launchFailure,
+  publishedPort,
+  startBundle,
+} from "../docker/bundle.js";
+import type { DockerCli } from "../docker/cli.js";
+import { containerOf, dockerResources } from "../docker/resources.js";
+import { GATEWAY_NAME, SmolBottle } from "./bottle.js";
+import { smolvmChecks } from "./checks.js";
+import { agentArchive } from "./image.js";
+import type { Machine, SmolvmCli, SmolvmVersion } from "./smolvm.js";
+
+/** The one address the VM's allow-list admits: smolvm's gateway to the host's loopback. */
+export const GATEWAY_CIDR = "100.96.0.1/32";
+/** How long the first exec after start may keep meeting smolvm's dropped transport. */
+const SETTLE_MS = 30_000;
+
+/** "4g" -> 4096, "512m" -> 512 (MiB, as `--mem` takes them). */
+export function mebibytes(size: string): number {
+  const m = /^(\d+)([kmg]?)$/i.exec(size.trim());
+  if (!m) throw new Error(`not a memory size: ${size}`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? "").toLowerCase();
+  return unit === "g"
+    ? n * 1024
+    : unit === "m"
+      ? n
+      : unit === "k"
+        ? Math.ceil(n / 1024)
+        : Math.ceil(n / 1024 ** 2);
+}
+
+function machineResource(m: Machine): Resource | undefined {
+  const slug = m.labels[LABELS.slug];
+  if (!slug || m.labels[LABELS.backend] !== "smolmachines") return undefined;
+  return {
+    kind: "machine",
+    name: m.name,
+    slug,
+    role: (m.labels[LABELS.role] ?? "") as Role | "",
+    stateDir: m.labels[LABELS.stateDir] ?? "",
+    state: m.state,
+    agent: m.labels[LABELS.agent] ?? "",
+    bottle: m.labels[LABELS.bottle] ?? "",
+    created: m.created ?? "",
+    backend: "smolmachines",
+    ...(m.labels[LABELS.workdir] ? { workdir: m.labels[LABELS.workdir] } : {}),
+  };
+}
+
+export class SmolBackend implements Backend {
+  readonly name = "smolmachines" as const;
+  /** The bundle, its network and its logs are Docker's, handled as Docker handles them. */
+  private readonly containers: DockerBackend;
+
+  constructor(
+    private readonly smolvm: SmolvmCli,
+    private readonly docker: DockerCli,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {
+    this.containers = new DockerBackend(docker);
+  }
+
+  /** smolvm's version; a clear refusal when it is not installed. */
+  private async smolvmVersion(): Promise<SmolvmVersion> {
+    try {
+      return await this.smolvm.version();
+    } catch (err) {
+      if (err instanceof CommandNotFoundError)
+        throw new PrerequisiteError(
+          "the smolmachines backend needs smolvm, which is not installed",
+          "install smolvm (https://smolmachines.com), or start the bottle with --backend docker",
+        );
+      throw err;
+    }
+  }
+
+  private async machines(slug?: string): Promise<Resource[]> {
+    const list = await this.smolvm.list().catch((err: unknown) => {
+      if (err instanceof CommandNotFoundError) return [];
+      throw err;
+    });
+    return list
+      .map(machineResource)
+      .filter((r): r is Resource => r !== undefined && (!slug || r.slug === slug));
+  }
+
+  async resources(slug?: string): Promise<Resource[]> {
+    const [containers, machines] = await Promise.all([
+      dockerResources(this.docker, slug),
+      this.machines(slug),
+    ]);
+    return [...containers.filter((r) => r.backend === "smolmachines"), ...machines];
+  }
+
+  async ensureImages(plan: BottlePlan, progress: Progress): Promise<void> {
+    await this.smolvmVersion();
+    await ensureImages(["bundle", plan.agent.template], {
+      docker: this.docker,
+      progress,
+      force: false,
+    });
+    await agentArchive(this.docker, plan.agentContainer.image, this.archiveDir(), progress);
+  }
+
+  private archiveDir(): string {
+    return `${cacheRoot(this.env)}/smolmachines`;
+  }
+
+  checks(): Promise<Check[]> {
+    return smolvmChecks(this.env);
+  }
+
+  async launch(plan: BottlePlan, options: LaunchOptions): Promise<SmolBottle> {
+    const { progress } = options;
+    const version = await this.smolvmVersion();
+    const archive = await agentArchive(
+      this.docker,
+      plan.agentContainer.image,
+      this.archiveDir(),
+      progress,
+    );
+    const a = plan.agentContainer;
+    let machine = false;
+    try {
+      progress.step(
+        `creating the egress network and starting the sidecar bundle ${plan.bundle.name}`,
+      );
+      await createNetwork(this.docker, plan.networks.egress);
+      await startBundle(this.docker, plan, options.bundleSecrets, {
+        network: plan.networks.egress.name,
+        publish: Object.values(plan.bundle.ports),
+      });
+      const published: Record<string, number> = {};
+      for (const [name, port] of Object.entries(plan.bundle.ports))
+        published[name] = await publishedPort(this.docker, plan.bundle.name, port);
+      const byPort = new Map(Object.entries(plan.bundle.ports).map(([n, p]) => [p, published[n]]));
+      const env = withBundleAddresses(
+        a.env,
+        (port) => `${GATEWAY_NAME}:${byPort.get(port) ?? port}`,
+      );
+
+      progress.step(
+        `creating and starting the agent VM ${a.name} (smolvm ${version.major}.${version.minor}.${version.patch})`,
+      );
+      await this.smolvm.create(
+        [
+          "--name",
+          a.name,
+          "--image",
+          archive,
+          "--mem",
+          String(mebibytes(a.limits.memory)),
+          "-v",
+          `${plan.workspace.host}:${plan.workspace.container}`,
+          ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+          // Placeholders reach the VM by name: smolvm reads the values from its own environment.
+          ...Object.keys(options.placeholders).flatMap((name) => [
+            "--secret-env",
+            `${name}=${name}`,
+          ]),
+          "--allow-cidr",
+          GATEWAY_CIDR,
+          // An allow-host list makes smolvm filter the VM's DNS to it (unfiltered without one).
+          "--allow-host",
+          GATEWAY_NAME,
+          ...Object.entries(a.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
+        ],
+        options.placeholders,
+      );
+      machine = true;
+      await this.smolvm.start(a.name, options.placeholders);
+      const bottle = new SmolBottle(
+        this.smolvm,
+        version,
+        this,
+        plan.slug,
+        a.name,
+        published,
+        a.workdir,
+      );
+      progress.step(`waiting for the agent VM and the bundle`);
+      await Promise.all([
+        bottle.settle(SETTLE_MS).then(() => options.whileBundleStarts?.(bottle)),
+        bundleReady(this.docker, plan),
+      ]);
+      return bottle;
+    } catch (err) {
+      if (machine) await this.removeMachine(a.name).catch(() => undefined);
+      await this.containers
+        .teardown(await dockerResources(this.docker, plan.slug), plan.stateDir)
+        .catch(() => undefined);
+      throw launchFailure(err, plan.slug);
+    }
+  }
+
+  private async removeMachine(name: string): Promise<void> {
+    await this.smolvm.stop(name).catch(() => undefined);
+    await this.smolvm.delete(name);
+  }
+
+  async teardown(resources: readonly Resource[], stateDir: string): Promise<void> {
+    for (const m of resources.filter((r) => r.kind === "machine")) await this.removeMachine(m.name);
+    await this.containers.teardown(
+      resources.filter((r) => r.kind !== "machine"),
+      stateDir,
+    );
+  }
+
+  async handle(slug: string, resources: readonly Resource[]): Promise<SmolBottle | undefined> {
+    const machine = resources.find((r) => r.kind === "machine" && r.role === "agent");
+    const bundle = containerOf(resources, "bundle");
+    if (!machine || !bundle) return undefined;
+    const published: Record<string, number> = {};
+    for (const [name, port] of Object.entries(bundle.ports ?? {}))
+      published[name] = await publishedPort(this.docker, bundle.name, port);
+    const version = await this.smolvmVersion();
+    return new SmolBottle(
+      this.smolvm,
+      version,
+      this,
+      slug,
+      machine.name,
+      published,
+      machine.workdir,
+    );
+  }
+
+  logs(resources: readonly Resource[], options?: LogOptions): Promise<LogLine[]> {
+    return this.containers.logs(
+      resources.filter((r) => r.kind !== "machine"),
+      options,
+    );
+  }
+
+  async logsOf(slug: string, options?: LogOptions): Promise<LogLine[]> {
+    return this.logs(await this.resources(slug), options);
+  }
+
+  async stopBottle(slug: string): Promise<void> {
+    const resources = await this.resources(slug);
+    const stateDir = resources.find((r) => r.stateDir)?.stateDir;
+    if (stateDir) await this.teardown(resources, stateDir);
+  }
+
+  signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void> {
+    return this.containers.signalBundle(resources, signal);
+  }
+
+  bundleEvent(
+    resources: readonly Resource[],
+    match: (event: BundleEvent) => boolean,
+    options: { deadlineMs: number; what: string; since?: string },
+  ): Promise<BundleEvent> {
+    return this.containers.bundleEvent(resources, match, options);
+  }
+}
