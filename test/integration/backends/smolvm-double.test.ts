@@ -128,6 +128,16 @@ async function probe(name: string, host: string, port: number): Promise<string> 
   return r.stdout.trim();
 }
 
+/** Whether a process runs (a zombie left for an init that reaps late does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 async function statusOf(name: string, dataDir = dirA): Promise<any> {
   const r = await ok(["machine", "status", "--name", name, "--json"], { dataDir });
   return JSON.parse(r.stdout);
@@ -507,6 +517,70 @@ describe("the smolvm test double", { timeout: 5 * 60_000 }, () => {
     assert.equal(await probe("gw", ownGateway, loop.port), "rc=124");
     // A port nothing listens on at host loopback: the re-dial is refused.
     assert.match(await probe("gw", "100.96.0.1", onlyOther.port), /Connection refused\nrc=1$/);
+  });
+
+  test("from 1.14, --egress-interceptor gets every other admitted flow behind smolvm's preamble", async () => {
+    const token = "ab".repeat(32);
+    const seen: { magic: string; version: number; token: string; family: number; to: string }[] =
+      [];
+    const interceptor = createServer((s) => {
+      let buf = Buffer.alloc(0);
+      s.on("data", function preamble(d: Buffer) {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length < 48) return;
+        s.off("data", preamble);
+        const to = `${[...buf.subarray(44, 48)].join(".")}:${buf.readUInt16BE(42)}`;
+        seen.push({
+          magic: buf.subarray(0, 8).toString("latin1"),
+          version: buf[8]!,
+          token: buf.subarray(9, 41).toString("hex"),
+          family: buf[41]!,
+          to,
+        });
+        if (to.endsWith(":444"))
+          s.end(Buffer.from([111])); // ECONNREFUSED
+        else s.end(Buffer.concat([Buffer.from([0]), Buffer.from(`intercepted ${to}\n`)]));
+      });
+    });
+    servers.push(interceptor);
+    await new Promise<void>((r) => interceptor.listen(0, "127.0.0.1", r));
+    const icPort = (interceptor.address() as { port: number }).port;
+    const newer = { SMOLVM_DOUBLE_VERSION: "1.14.0", SMOLVM_DOUBLE_DROP: "0" };
+    const withToken = { ...newer, SMOLVM_INTERCEPTOR_TOKEN: token };
+    await ok([
+      "machine",
+      "create",
+      "--name",
+      "icpt",
+      "--image",
+      archive,
+      "--allow-cidr",
+      "100.96.0.1/32",
+      "--allow-cidr",
+      "192.0.2.0/24",
+    ]);
+    const startArgs = ["machine", "start", "--name", "icpt", "--egress-interceptor"];
+    await refused([...startArgs, `127.0.0.1:${icPort}`], /SMOLVM_INTERCEPTOR_TOKEN/, newer);
+    await refused([...startArgs, `0.0.0.0:${icPort}`], /127\.0\.0\.1:PORT/, withToken);
+    await ok([...startArgs, `127.0.0.1:${icPort}`], { env: withToken });
+    assert.equal((await statusOf("icpt")).smolvm_double.egress_interceptor, `127.0.0.1:${icPort}`);
+
+    assert.equal(await probe("icpt", "192.0.2.10", 443), "intercepted 192.0.2.10:443\nrc=0");
+    assert.deepEqual(seen, [
+      { magic: "SMOLICPT", version: 1, token, family: 4, to: "192.0.2.10:443" },
+    ]);
+    assert.equal(
+      await probe("icpt", "host.smolvm.internal", loop.port),
+      "hello-from-loopback\nrc=0",
+    );
+    assert.equal(await probe("icpt", "198.51.100.1", 443), "rc=124", "not admitted: dropped");
+    assert.match(await probe("icpt", "192.0.2.10", 444), /reset by peer\nrc=1$/);
+    assert.equal(seen.length, 2, "the interceptor saw only admitted flows");
+
+    const relay = JSON.parse(readFileSync(join(dirA, "machines", "icpt", "machine.json"), "utf8"))
+      .relay as { pid: number };
+    await ok(["machine", "delete", "--name", "icpt", "-f"]);
+    assert.ok(!running(relay.pid), "the relay is gone");
   });
 
   test("without the gateway in the allow-list, or without --net, the host is unreachable", async () => {
