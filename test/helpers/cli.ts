@@ -13,10 +13,10 @@ export interface CliResult {
 /** Runs the built CLI as a user would: its own process, an argv array, no shell. */
 export function runCli(
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [CLI, ...args],
       {
@@ -30,6 +30,8 @@ export function runCli(
         resolve({ code, stdout, stderr });
       },
     );
+    // Piped in, as `echo … | bot-bottle …` would: written, then closed.
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
 

@@ -1,0 +1,216 @@
+/**
+ * One suite, every backend: the same bottle life (start, exec, logs, stop), provisioning (the
+ * bottle CA, the cage self-test) and egress with credential injection (a fake HTTPS upstream in a
+ * container of the test's own, reached through egress.network, standing in for
+ * api.anthropic.com), run through the built CLI on each backend of the table. smolvm cannot be
+ * installed here: the smolmachines row drives the smolvm test double (test/fixtures/smolvm-double),
+ * whose machines are Docker containers behind an emulated virtio-net gateway.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { run } from "../../../src/exec/run.js";
+import { placeholderFor } from "../../../src/shared/placeholders.js";
+import { TestBottles } from "../../helpers/bottles.js";
+import { runCli } from "../../helpers/cli.js";
+import { upstreamCerts, upstreamLog } from "../../helpers/fake-upstream.js";
+
+const FIXTURES = join(import.meta.dirname, "../../fixtures");
+const DOUBLE_BIN = join(FIXTURES, "smolvm-double", "bin");
+const IMAGE = "bot-bottle/shell:latest";
+const TOKEN_ENV = "BB_TEST_BACKEND_KEY";
+const TOKEN = `sk-ant-api03-${randomBytes(45).toString("base64url")}`;
+const NAMES = ["api.anthropic.com", "other.example.test"];
+
+interface Row {
+  backend: "docker" | "smolmachines";
+  /** What this backend's bottles need in the CLI's environment. */
+  env: (dir: string) => NodeJS.ProcessEnv;
+  /** Everything of this backend still labelled with the agent, beyond Docker's own list. */
+  leftovers: (env: NodeJS.ProcessEnv, agent: string) => Promise<string[]>;
+}
+
+const TABLE: Row[] = [
+  { backend: "docker", env: () => ({}), leftovers: () => Promise.resolve([]) },
+  {
+    backend: "smolmachines",
+    env: (dir) => ({
+      PATH: `${DOUBLE_BIN}:${process.env["PATH"] ?? ""}`,
+      SMOLVM_DATA_DIR: join(dir, "smolvm"),
+      XDG_CACHE_HOME: join(dir, "cache"),
+    }),
+    leftovers: async (env, agent) => {
+      const { stdout } = await run("smolvm", ["machine", "ls", "--json"], { env });
+      return (JSON.parse(stdout) as { name: string; labels: Record<string, string> }[])
+        .filter((m) => m.labels["dev.bot-bottle.agent"] === agent)
+        .map((m) => `machine ${m.name}`);
+    },
+  },
+];
+
+for (const row of TABLE) {
+  const t = new TestBottles();
+  const agent = t.agent(row.backend === "docker" ? "dk" : "sm");
+  let upstream = "";
+
+  const received = async () =>
+    (await upstreamLog(upstream)).filter((e) => e.event === "request") as {
+      url: string;
+      headers: Record<string, string>;
+    }[];
+
+  describe(`the ${row.backend} backend, through the built CLI`, { timeout: 15 * 60_000 }, () => {
+    let slug = "";
+
+    before(async () => {
+      await t.setup(TestBottles.shellManifest([agent]));
+      Object.assign(t.env, row.env(t.dir), { [TOKEN_ENV]: TOKEN });
+      const built = await t.cli(["images", "build", "shell", "bundle"], 20 * 60_000);
+      assert.equal(built.code, 0, built.stderr);
+      const certs = join(t.dir, "certs");
+      await upstreamCerts(certs, NAMES);
+      const net = await t.network([]);
+      upstream = await t.container([
+        "--network",
+        net,
+        "--user",
+        "root",
+        "-v",
+        `${certs}:/certs:ro`,
+        "-v",
+        `${FIXTURES}:/fixtures:ro`,
+        IMAGE,
+        "node",
+        "/fixtures/fake-upstream.mjs",
+      ]);
+      const ip = await t.ip(upstream, net);
+      const bottle = {
+        backend: row.backend,
+        egress: {
+          routes: [
+            {
+              host: "api.anthropic.com",
+              paths: ["/v1/"],
+              auth: { header: "x-api-key", token_env: TOKEN_ENV },
+            },
+          ],
+          extra_hosts: Object.fromEntries(NAMES.map((n) => [n, ip])),
+          trust_ca: join(certs, "ca", "ca.crt"),
+          network: net,
+        },
+      };
+      await writeFile(t.manifest, JSON.stringify(TestBottles.shellManifest([agent], bottle)));
+    });
+
+    after(async () => {
+      if (process.env["KEEP"]) return;
+      if (row.backend === "smolmachines")
+        await run(join(DOUBLE_BIN, "smolvm-double-cleanup"), [], { env: t.env }).catch(
+          () => undefined,
+        );
+      await t.teardown();
+    });
+
+    test("starts on this backend, with the bottle CA installed and the cage self-tested", async () => {
+      slug = await t.start(agent);
+      const ls = JSON.parse((await t.cli(["ls", "--json"])).stdout) as {
+        slug: string;
+        state: string;
+        backend: string;
+      }[];
+      assert.deepEqual(
+        ls.filter((b) => b.slug === slug).map((b) => [b.backend, b.state]),
+        [[row.backend, "running"]],
+      );
+      const meta = JSON.parse(
+        await readFile(join(t.dir, "state", "bot-bottle", slug, "metadata.json"), "utf8"),
+      ) as { backend: string; cage: { passed: boolean; answered: number; refused: number } };
+      assert.equal(meta.backend, row.backend);
+      assert.equal(meta.cage.passed, true, JSON.stringify(meta.cage));
+      assert.equal(meta.cage.answered, 1, "the egress proxy answered the self-test");
+      assert.ok(meta.cage.refused >= 6, `${meta.cage.refused} probes refused`);
+
+      const ca = await t.sh(
+        slug,
+        'test -s "$NODE_EXTRA_CA_CERTS" && grep -c "BEGIN CERTIFICATE" "$NODE_EXTRA_CA_CERTS"',
+      );
+      assert.equal(ca.stdout.trim(), "1", ca.stderr);
+    });
+
+    test("exec runs as node in the workspace, passes the status through, and writes the workspace", async () => {
+      const who = await t.sh(slug, 'id -un; id -u; echo "$HOME"; pwd; echo inside > note.txt');
+      assert.equal(who.code, 0, who.stderr);
+      assert.deepEqual(who.stdout.trim().split("\n"), [
+        "node",
+        "1000",
+        "/home/node",
+        "/home/node/workspace",
+      ]);
+      assert.equal(await readFile(join(t.workspace, "note.txt"), "utf8"), "inside\n");
+      assert.equal((await t.sh(slug, "exit 7")).code, 7);
+      const piped = await runCli(["exec", slug, "--", "wc", "-c"], {
+        env: t.env,
+        input: "through stdin",
+      });
+      assert.equal(piped.stdout.trim(), "13", piped.stderr);
+    });
+
+    test("egress: the upstream gets the real token, the agent only the placeholder, others are refused", async () => {
+      const placeholder = placeholderFor(TOKEN, TOKEN_ENV, slug);
+      assert.equal((await t.sh(slug, `printenv ${TOKEN_ENV}`)).stdout.trim(), placeholder);
+      const call = await t.sh(
+        slug,
+        `curl -sS -o /dev/null -w '%{http_code}' https://api.anthropic.com/v1/messages -H "x-api-key: $${TOKEN_ENV}" -d '{}'`,
+      );
+      assert.equal(call.stdout, "200", call.stderr);
+      const calls = (await received()).filter((r) => r.url.startsWith("/v1/"));
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0]?.headers["x-api-key"], TOKEN);
+
+      const refused = await t.sh(
+        slug,
+        "curl -sS -o /dev/null -w '%{http_code}' https://other.example.test/v1/x; true",
+      );
+      assert.match(refused.stdout, /^(403|000)$/, refused.stderr);
+      assert.match(refused.stderr, /403/, "the proxy refused the tunnel");
+      assert.equal((await received()).filter((r) => r.url === "/v1/x").length, 0);
+
+      const direct = await t.sh(
+        slug,
+        "curl -sS --noproxy '*' -m 3 -o /dev/null https://api.anthropic.com/v1/x; echo $?",
+      );
+      assert.notEqual(direct.stdout.trim().split("\n").pop(), "0", "no way around the proxy");
+    });
+
+    test("logs show the bundle's events; stop keeps the state and leaves nothing behind", async () => {
+      const logs = await t.cli(["logs", slug]);
+      assert.match(logs.stdout, /init\s+ready\s+every daemon is ready/);
+      const audit = await t.cli(["logs", slug, "--egress"]);
+      assert.match(audit.stdout, /allow\s+POST\s+api\.anthropic\.com/);
+
+      if (row.backend === "smolmachines") {
+        // smolvm logs every exec's command line: no secret may ever be on one.
+        const logs = await run(
+          "sh",
+          ["-c", 'cat "$0"/machines/*/console.log', t.env["SMOLVM_DATA_DIR"] ?? ""],
+          {
+            okExitCodes: [0, 1],
+          },
+        );
+        assert.ok(logs.stdout.length > 0, "the double kept the console logs");
+        assert.ok(!logs.stdout.includes(TOKEN.slice(13)), "no token in smolvm's console log");
+      }
+      const stopped = await t.cli(["stop", slug]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      const state = join(t.dir, "state", "bot-bottle", slug);
+      assert.ok((await readdir(join(state, "logs"))).includes("bundle.log"));
+      const meta = JSON.parse(await readFile(join(state, "metadata.json"), "utf8")) as {
+        status: string;
+      };
+      assert.equal(meta.status, "stopped");
+      assert.deepEqual([...(await t.leftovers(agent)), ...(await row.leftovers(t.env, agent))], []);
+    });
+  });
+}
