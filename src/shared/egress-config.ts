@@ -92,6 +92,11 @@ export const EgressConfigSchema = z
       .describe(
         "Extra CA certificates (PEM) trusted for upstream TLS, as a path inside the bundle.",
       ),
+    agentKeyEnv: envName("the agent's proxy key")
+      .optional()
+      .describe(
+        "The bundle's variable holding the key the agent must present (Proxy-Authorization) on every request, where the proxy's port can be reached by more than the agent (published on the host's loopback). Absent: the agent's network alone reaches the proxy.",
+      ),
   })
   .describe("What the egress proxy enforces for one bottle.");
 
@@ -112,6 +117,10 @@ export const AUDIT_DIR = "/var/log/bot-bottle";
 export const AUDIT_FILE = "egress.jsonl";
 /** The bundle's variable holding the bottle CA's private key (PEM). */
 export const CA_KEY_ENV = "BOT_BOTTLE_CA_KEY";
+/** The bundle's variable holding the agent's proxy key, made afresh at every start. */
+export const AGENT_KEY_ENV = "BOT_BOTTLE_AGENT_KEY";
+/** The user name the agent presents with its proxy key (any name is accepted; the key decides). */
+export const AGENT_KEY_USER = "agent";
 
 const count = z.number().int().min(0);
 
