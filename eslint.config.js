@@ -2,10 +2,10 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-const childProcess = {
-  name: "node:child_process",
+const childProcess = ["node:child_process", "child_process"].map((name) => ({
+  name,
   message: "Run external programs through src/exec/run.ts only.",
-};
+}));
 
 /**
  * Imports run downward only (DESIGN.md, "Layout"): each folder of src/ may import its own rank
@@ -48,7 +48,7 @@ function layer(
     });
   return {
     files: [`src/${dir}/**/*.ts`],
-    rules: { "no-restricted-imports": ["error", { paths: [childProcess], patterns }] },
+    rules: { "no-restricted-imports": ["error", { paths: childProcess, patterns }] },
   };
 }
 
@@ -105,7 +105,7 @@ export default tseslint.config(
       "@typescript-eslint/switch-exhaustiveness-check": "error",
       "@typescript-eslint/consistent-type-imports": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
-      "no-restricted-imports": ["error", { paths: [childProcess] }],
+      "no-restricted-imports": ["error", { paths: childProcess }],
     },
   },
   ...layers,

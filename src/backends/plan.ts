@@ -30,7 +30,15 @@ export interface BottlePlan {
   bottle: { name: string };
   manifest: { file: string; sha256: string };
   stateDir: string;
-  workspace: { host: string; container: string };
+  workspace: {
+    host: string;
+    container: string;
+    /**
+     * A root-owned workspace the agent could not write: launch grants the agent's uid read and
+     * write on it with an ACL (the agent never runs as root).
+     */
+    grant?: { uid: number };
+  };
   /** The agent's network (Docker only: a smolmachines agent is a VM with its own allow-list), and
    * the bundle's way out. */
   networks: { internal?: NetworkPlan; egress: NetworkPlan };
@@ -56,6 +64,11 @@ export interface BottlePlan {
   };
   agentContainer: ContainerPlan & {
     user: string;
+    /** The ids the agent's user has in this bottle: the workspace owner's, unless that is root. */
+    uid: number;
+    gid: number;
+    /** The template's image, when `image` is it with the user given other ids (built at launch). */
+    baseImage?: string;
     home: string;
     workdir: string;
     limits: { memory: string; pids: number };
@@ -110,4 +123,9 @@ export function withBundleAddresses(
       v.replace(/\{bundle:(\d+)\}/g, (_, port: string) => address(Number(port))),
     ]),
   );
+}
+
+/** The agent image with its user given other ids: bot-bottle/shell:latest -> bot-bottle/shell:uid1234-gid1235. */
+export function userImageRef(base: string, ids: { uid: number; gid: number }): string {
+  return `${base.replace(/:[^:/]*$/, "")}:uid${ids.uid}-gid${ids.gid}`;
 }

@@ -1,4 +1,3 @@
-import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { allBackends, openBackend, type BackendName } from "../backends/index.js";
@@ -60,8 +59,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       const backend = openBackend(plan.backend, ctx.env);
       await refuseSharedExposures(plan, await liveBottles(backends));
       for (const line of describePlan(plan)) writeLine(ctx.stderr, line);
-      const owner = await stat(plan.workspace.host);
-      for (const note of planNotes(plan, owner)) writeLine(ctx.stderr, `note: ${note}`);
+      for (const note of planNotes(plan)) writeLine(ctx.stderr, `note: ${note}`);
       if (interactive(ctx) && !options.yes && !(await confirm(ctx, "Start this bottle? [y/N] ")))
         throw new RefusedError("not started", "answer y, or pass --yes");
 

@@ -105,6 +105,7 @@ export async function applyEgress(options: {
       );
   });
   next.secretEnv = current.secretEnv;
+  if (current.agentKeyEnv) next.agentKeyEnv = current.agentKeyEnv;
 
   const trustCa = manifest.bottle.egress.trust_ca
     ? await readFile(manifest.bottle.egress.trust_ca)

@@ -26,6 +26,7 @@ import type { BottlePlan } from "../backends/plan.js";
 import { agentImageFor, newId, planBottle } from "../plan/plan.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { refuseOwnExposures } from "./trust.js";
+import { grantWorkspace } from "./workspace.js";
 import { stateRoot } from "../state/paths.js";
 
 export class NotReadyError extends BotBottleError {
@@ -70,7 +71,9 @@ export interface PrepareOptions {
 export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
   const { manifest, env } = options;
   const workspace = await checkWorkspace(options.workspace, env);
+  const owner = await stat(workspace);
   const plan = planBottle(manifest, {
+    workspaceOwner: { uid: owner.uid, gid: owner.gid, mode: owner.mode },
     id: newId(randomBytes),
     workspace,
     stateRoot: stateRoot(env),
@@ -118,6 +121,7 @@ export async function launch(
   options: { backend: Backend; progress: Progress; env: NodeJS.ProcessEnv },
 ): Promise<Bottle> {
   const { backend, progress } = options;
+  if (plan.workspace.grant) await grantWorkspace(plan.workspace.host, plan.workspace.grant.uid);
   await backend.ensureImages(plan, progress);
   await createState(plan, metadataFromPlan(plan, new Date(), process.pid));
   try {
@@ -128,6 +132,9 @@ export async function launch(
     }
     for (const [name, file] of Object.entries(plan.bundle.fileSecretEnv))
       bundleSecrets[name] = await readFile(join(plan.stateDir, file), "utf8");
+    // The agent's proxy key, made afresh for this start; only the bundle and the agent hold it.
+    if (plan.egress.agentKeyEnv)
+      bundleSecrets[plan.egress.agentKeyEnv] = randomBytes(32).toString("hex");
     const placeholders: Record<string, string> = {};
     for (const name of plan.agentContainer.placeholderEnv) {
       const value = options.env[name];

@@ -5,7 +5,7 @@
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
-import { AUDIT_DIR, CA_KEY_ENV } from "../shared/egress-config.js";
+import { AGENT_KEY_ENV, AUDIT_DIR, CA_KEY_ENV } from "../shared/egress-config.js";
 import {
   BUNDLE_ROOT,
   HEALTH_PORT,
@@ -15,6 +15,7 @@ import {
 import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
 import {
   bundleAddress,
+  userImageRef,
   type BackendName,
   type BottlePlan,
   type TrustedFile,
@@ -22,6 +23,8 @@ import {
 import { agentEgressEnv, egressConfigFor, tokenEnvNames } from "./egress.js";
 
 export const AGENT_USER = "node";
+/** The agent user's ids in the agent images, kept when the workspace belongs to root. */
+export const AGENT_UID = 1000;
 export const AGENT_HOME = "/home/node";
 export const WORKSPACE = "/home/node/workspace";
 export const EGRESS_PORT = 9099;
@@ -37,6 +40,8 @@ export interface PlanInput {
   images: { agent: string; bundle: string };
   /** The backend named on the command line (`start --backend`), over the bottle's own. */
   backend?: BackendName;
+  /** Who owns the workspace folder, and its permission bits: the agent runs as its owner. */
+  workspaceOwner: { uid: number; gid: number; mode: number };
 }
 
 /** The agent image and interactive command per template. Only `shell` has an image so far. */
@@ -127,14 +132,25 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     ),
   ];
 
-  const egress = egressConfigFor(manifest.bottle, slug, 1);
+  const vm = backend === "smolmachines";
+  // A VM reaches the proxy on a port published on the host's loopback, which more than the agent
+  // can reach: there the agent presents a key made at every start.
+  const egress = {
+    ...egressConfigFor(manifest.bottle, slug, 1),
+    ...(vm ? { agentKeyEnv: AGENT_KEY_ENV } : {}),
+  };
   const ports = { egress: EGRESS_PORT };
+  // The agent writes its workspace as the folder's owner — never as root: a root-owned folder
+  // keeps the image's uid and gets an ACL for it, unless everyone may write it already.
+  const owner = input.workspaceOwner;
+  const ids =
+    owner.uid === 0 ? { uid: AGENT_UID, gid: AGENT_UID } : { uid: owner.uid, gid: owner.gid };
+  const grant = owner.uid === 0 && (owner.mode & 0o002) === 0 ? { uid: AGENT_UID } : undefined;
   const trusted = trustedFiles(manifest);
   const readOnlyFiles = shieldedFiles(trusted, input.workspace).map((host) => ({
     host,
     container: `${WORKSPACE}/${basename(host)}`,
   }));
-  const vm = backend === "smolmachines";
   if (vm && readOnlyFiles.length > 0)
     throw new UsageError(
       `${readOnlyFiles.map((f) => f.host).join(", ")} lies in the workspace, and a smolmachines bottle shares only whole folders with its VM, so it cannot keep that file out of the agent's reach`,
@@ -170,7 +186,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     bottle: { name: manifest.bottle.name },
     manifest: { file: manifest.file, sha256: manifest.sha256 },
     stateDir,
-    workspace: { host: input.workspace, container: WORKSPACE },
+    workspace: { host: input.workspace, container: WORKSPACE, ...(grant ? { grant } : {}) },
     networks: {
       ...(vm
         ? {}
@@ -213,10 +229,13 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     agentContainer: {
       // smolvm refuses "--" in a machine name; slugs are unique with or without it.
       name: vm ? `${prefix}-agent`.replace(/-{2,}/g, "-") : `${prefix}-agent`,
-      image: input.images.agent,
+      ...(ids.uid === AGENT_UID && ids.gid === AGENT_UID
+        ? { image: input.images.agent }
+        : { image: userImageRef(input.images.agent, ids), baseImage: input.images.agent }),
       labels: { ...labels("agent"), [LABELS.workdir]: WORKSPACE },
       env: agentEnv,
       user: AGENT_USER,
+      ...ids,
       home: AGENT_HOME,
       workdir: WORKSPACE,
       limits: { memory: "4g", pids: 1024 },

@@ -39,7 +39,7 @@ export function describePlan(plan: BottlePlan): string[] {
         ]
       : [
           `  agent       ${a.name}  image ${a.image}`,
-          `              user ${a.user}, no capabilities, no-new-privileges, memory ${a.limits.memory}, pids ${a.limits.pids}, IPv6 off`,
+          `              user ${a.user} (uid ${a.uid}), no capabilities, no-new-privileges, memory ${a.limits.memory}, pids ${a.limits.pids}, IPv6 off`,
         ]),
     `  bundle      ${plan.bundle.name}  image ${plan.bundle.image}`,
     `              uid ${plan.bundle.uid}, no capabilities, read-only root, memory ${plan.bundle.limits.memory}, pids ${plan.bundle.limits.pids}, cpus ${plan.bundle.limits.cpus}`,
@@ -57,16 +57,17 @@ export function describePlan(plan: BottlePlan): string[] {
   return lines;
 }
 
-/** Notes worth reading before starting, derived from the plan and the workspace's owner. */
-export function planNotes(plan: BottlePlan, workspace: { uid: number; mode: number }): string[] {
-  const notes: string[] = [];
-  const agentUid = 1000;
-  const othersWrite = (workspace.mode & 0o002) !== 0;
-  if (workspace.uid !== agentUid && !othersWrite)
-    notes.push(
-      `the agent runs as uid ${agentUid}, which cannot write to ${plan.workspace.host} (owned by uid ${workspace.uid}); give it access (e.g. chown ${agentUid}) if the agent should change files`,
-    );
-  return notes;
+/** Notes worth reading before starting: how the agent gets to write its workspace. */
+export function planNotes(plan: BottlePlan): string[] {
+  const a = plan.agentContainer;
+  const grant = plan.workspace.grant;
+  if (grant)
+    return [
+      `${plan.workspace.host} belongs to root, and the agent never runs as root: start lets uid ${grant.uid} (the agent) read and write it with an ACL (undo: setfacl -R -x u:${grant.uid},d:u:${grant.uid} ${plan.workspace.host})`,
+    ];
+  return [
+    `the agent runs as uid ${a.uid} (gid ${a.gid}), ${a.uid === 1000 ? "its image's user" : "the workspace's owner"}: files it makes in ${plan.workspace.host} are ${a.uid === 1000 ? "uid 1000's" : "yours"}`,
+  ];
 }
 
 /** Each trusted file and why the agent cannot change it. */

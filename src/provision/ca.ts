@@ -6,14 +6,7 @@
 import { posix } from "node:path";
 import type { Bottle } from "../backends/backend.js";
 import { AGENT_CA_BUNDLE, AGENT_CA_CERT } from "../plan/egress.js";
-
-/** A shell script to run as root in the agent, and the variables it reads. */
-export interface RootStep {
-  /** What it does, for messages: "installing the bottle CA". */
-  what: string;
-  script: string;
-  env: Record<string, string>;
-}
+import type { RootStep } from "./steps.js";
 
 /** The install as a script of its own, for an `exec` that does more (start's cage self-test). */
 export function caInstallStep(certPem: string): RootStep {

@@ -14,7 +14,7 @@ import { BotBottleError, EXIT } from "../errors.js";
 import { CommandFailedError } from "../exec/run.js";
 import { PACKAGE_ROOT } from "../package-root.js";
 import type { CageProbeRecord, CageRecord } from "../state/bottle-state.js";
-import type { RootStep } from "./ca.js";
+import type { RootStep } from "./steps.js";
 
 export const CAGE_PROBE_SCRIPT = join(PACKAGE_ROOT, "images", "probes", "cage.mjs");
 

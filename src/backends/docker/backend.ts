@@ -19,7 +19,7 @@ import type {
 } from "../backend.js";
 import type { BottlePlan } from "../plan.js";
 import { DockerBottle, envFlags } from "./bottle.js";
-import { ensureImages } from "./build.js";
+import { ensurePlanImages } from "./user-image.js";
 import { dockerChecks } from "./checks.js";
 import type { DockerCli } from "./cli.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
@@ -50,12 +50,8 @@ export class DockerBackend implements Backend {
     return (await dockerResources(this.docker, slug)).filter((r) => r.backend === "docker");
   }
 
-  async ensureImages(plan: BottlePlan, progress: Progress): Promise<void> {
-    await ensureImages(["bundle", plan.agent.template], {
-      docker: this.docker,
-      progress,
-      force: false,
-    });
+  ensureImages(plan: BottlePlan, progress: Progress): Promise<void> {
+    return ensurePlanImages(this.docker, plan, progress);
   }
 
   checks(): Promise<Check[]> {

@@ -10,6 +10,7 @@
 import { PrerequisiteError } from "../../errors.js";
 import { CommandNotFoundError } from "../../exec/run.js";
 import type { Check } from "../../shared/checks.js";
+import { AGENT_KEY_USER } from "../../shared/egress-config.js";
 import { LABELS, type Role } from "../../shared/labels.js";
 import type { LogLine } from "../../shared/logs.js";
 import type { Progress } from "../../shared/progress.js";
@@ -17,7 +18,7 @@ import { cacheRoot } from "../../state/paths.js";
 import type { Backend, BundleEvent, LaunchOptions, LogOptions, Resource } from "../backend.js";
 import { withBundleAddresses, type BottlePlan } from "../plan.js";
 import { DockerBackend } from "../docker/backend.js";
-import { ensureImages } from "../docker/build.js";
+import { ensurePlanImages } from "../docker/user-image.js";
 import {
   bundleReady,
   createNetwork,
@@ -117,11 +118,7 @@ export class SmolBackend implements Backend {
 
   async ensureImages(plan: BottlePlan, progress: Progress): Promise<void> {
     await this.smolvmVersion();
-    await ensureImages(["bundle", plan.agent.template], {
-      docker: this.docker,
-      progress,
-      force: false,
-    });
+    await ensurePlanImages(this.docker, plan, progress);
     await agentArchive(this.docker, plan.agentContainer.image, this.archiveDir(), progress);
   }
 
@@ -157,10 +154,19 @@ export class SmolBackend implements Backend {
       for (const [name, port] of Object.entries(plan.bundle.ports))
         published[name] = await publishedPort(this.docker, plan.bundle.name, port);
       const byPort = new Map(Object.entries(plan.bundle.ports).map(([n, p]) => [p, published[n]]));
+      // The agent presents its proxy key as the user part of the bundle's address.
+      const keyName = plan.egress.agentKeyEnv;
+      const key = keyName ? options.bundleSecrets[keyName] : undefined;
+      if (keyName && !key) throw new Error(`launch was given no value for ${keyName}`);
+      const userinfo = key ? `${AGENT_KEY_USER}:${key}@` : "";
       const env = withBundleAddresses(
         a.env,
-        (port) => `${GATEWAY_NAME}:${byPort.get(port) ?? port}`,
+        (port) => `${userinfo}${GATEWAY_NAME}:${byPort.get(port) ?? port}`,
       );
+      // Values that hold a secret (the key) reach the VM by name, never on smolvm's argv.
+      const secret = (v: string) => key !== undefined && v.includes(key);
+      const vmSecrets: Record<string, string> = { ...options.placeholders };
+      for (const [k, v] of Object.entries(env)) if (secret(v)) vmSecrets[k] = v;
 
       progress.step(
         `creating and starting the agent VM ${a.name} (smolvm ${version.major}.${version.minor}.${version.patch})`,
@@ -175,12 +181,12 @@ export class SmolBackend implements Backend {
           String(mebibytes(a.limits.memory)),
           "-v",
           `${plan.workspace.host}:${plan.workspace.container}`,
-          ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
-          // Placeholders reach the VM by name: smolvm reads the values from its own environment.
-          ...Object.keys(options.placeholders).flatMap((name) => [
-            "--secret-env",
-            `${name}=${name}`,
-          ]),
+          ...Object.entries(env)
+            .filter(([, v]) => !secret(v))
+            .flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+          // Placeholders and the key reach the VM by name: smolvm reads the values from its own
+          // environment.
+          ...Object.keys(vmSecrets).flatMap((name) => ["--secret-env", `${name}=${name}`]),
           "--allow-cidr",
           GATEWAY_CIDR,
           // An allow-host list makes smolvm filter the VM's DNS to it (unfiltered without one).
@@ -188,10 +194,10 @@ export class SmolBackend implements Backend {
           GATEWAY_NAME,
           ...Object.entries(a.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
         ],
-        options.placeholders,
+        vmSecrets,
       );
       machine = true;
-      await this.smolvm.start(a.name, options.placeholders);
+      await this.smolvm.start(a.name, vmSecrets);
       const bottle = new SmolBottle(
         this.smolvm,
         version,

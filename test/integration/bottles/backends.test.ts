@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { run } from "../../../src/exec/run.js";
@@ -155,6 +155,30 @@ for (const row of TABLE) {
         input: "through stdin",
       });
       assert.equal(piped.stdout.trim(), "13", piped.stderr);
+    });
+
+    test("the agent writes its workspace as the folder's owner, or through an ACL on a root-owned one, never as root", async () => {
+      const owned = join(t.dir, "owned");
+      const rootOnly = join(t.dir, "root-only");
+      await mkdir(owned, { mode: 0o700 });
+      await chown(owned, 1234, 1235);
+      await mkdir(rootOnly, { mode: 0o700 });
+      for (const [dir, uid] of [
+        [owned, 1234],
+        [rootOnly, 1000],
+      ] as const) {
+        const r = await t.cli(["start", agent, "--detach", "--yes", "--cwd", dir]);
+        assert.equal(r.code, 0, r.stderr);
+        const other = r.stdout.trim();
+        const made = await t.sh(other, "id -u; touch made && echo home > ~/home-file && echo ok");
+        assert.deepEqual(made.stdout.trim().split("\n"), [String(uid), "ok"], made.stderr);
+        assert.equal((await stat(join(dir, "made"))).uid, uid, "the file is the owner's");
+        assert.equal((await t.cli(["stop", other])).code, 0);
+      }
+      const acl = await run("getfacl", ["-pn", rootOnly]);
+      assert.match(acl.stdout, /^user:1000:rwx$/m, "the root-owned folder got an ACL entry");
+      assert.match(acl.stdout, /^default:user:1000:rwx$/m);
+      assert.equal((await stat(rootOnly)).uid, 0, "its owner did not change");
     });
 
     test("egress: the upstream gets the real token, the agent only the placeholder, others are refused", async () => {

@@ -15,6 +15,7 @@ const input = {
   workspace: "/p/site",
   stateRoot: "/state/bot-bottle",
   images: { agent: "bot-bottle/shell:latest", bundle: "bot-bottle/bundle:latest" },
+  workspaceOwner: { uid: 1000, gid: 1000, mode: 0o40755 },
 };
 
 describe("planning a bottle", () => {
@@ -131,8 +132,24 @@ describe("planning a bottle", () => {
       plan.stateDir,
     ])
       assert.ok(text.includes(part), part);
-    assert.equal(planNotes(plan, { uid: 1000, mode: 0o755 }).length, 0);
-    assert.match(planNotes(plan, { uid: 0, mode: 0o755 })[0] ?? "", /cannot write/);
+  });
+
+  test("the agent writes its workspace as the folder's owner, never as root", () => {
+    const as = (owner: { uid: number; gid: number; mode: number }) =>
+      planBottle(manifest().select("probe"), { ...input, workspaceOwner: owner });
+    const mine = as({ uid: 1234, gid: 1235, mode: 0o40700 });
+    assert.deepEqual([mine.agentContainer.uid, mine.agentContainer.gid], [1234, 1235]);
+    assert.equal(mine.workspace.grant, undefined);
+    assert.match(planNotes(mine)[0] ?? "", /uid 1234 .*the workspace's owner/);
+
+    const root = as({ uid: 0, gid: 0, mode: 0o40700 });
+    assert.deepEqual([root.agentContainer.uid, root.agentContainer.gid], [1000, 1000]);
+    assert.deepEqual(root.workspace.grant, { uid: 1000 }, "a root-owned folder gets an ACL");
+    assert.match(planNotes(root)[0] ?? "", /belongs to root.*ACL/);
+
+    const open = as({ uid: 0, gid: 0, mode: 0o40777 });
+    assert.equal(open.workspace.grant, undefined, "everyone may write it already");
+    assert.equal(open.agentContainer.uid, 1000);
   });
 
   test("plans the egress: routes normalised, the agent pointed at the proxy, placeholders by name", () => {

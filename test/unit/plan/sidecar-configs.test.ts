@@ -10,6 +10,7 @@ const input = {
   workspace: "/p/site",
   stateRoot: "/state/bot-bottle",
   images: { agent: "bot-bottle/shell:latest", bundle: "bot-bottle/bundle:latest" },
+  workspaceOwner: { uid: 1000, gid: 1000, mode: 0o40755 },
 };
 
 /** The example manifest, every agent on the template that can start today ("shell"). */
