@@ -84,6 +84,26 @@ export class TestBottles {
     return name;
   }
 
+  /**
+   * The fake HTTPS upstream (test/fixtures/fake-upstream.mjs) in a container of the test's own on
+   * `network`, serving the certificates in `certs` (see fake-upstream.ts upstreamCerts).
+   */
+  fakeUpstream(certs: string, network: string): Promise<string> {
+    return this.container([
+      "--network",
+      network,
+      "--user",
+      "root",
+      "-v",
+      `${certs}:/certs:ro`,
+      "-v",
+      `${join(import.meta.dirname, "..", "fixtures")}:/fixtures:ro`,
+      "bot-bottle/shell:latest",
+      "node",
+      "/fixtures/fake-upstream.mjs",
+    ]);
+  }
+
   async network(args: string[]): Promise<string> {
     const name = `bot-bottle-test-${this.id}-${randomBytes(3).toString("hex")}`;
     this.extraNetworks.push(name);

@@ -18,6 +18,7 @@ import type {
   Resource,
 } from "../backend.js";
 import type { BottlePlan } from "../plan.js";
+import { ownerOf } from "../owner.js";
 import { DockerBottle, envFlags } from "./bottle.js";
 import { ensurePlanImages } from "./user-image.js";
 import { dockerChecks } from "./checks.js";
@@ -131,7 +132,13 @@ export class DockerBackend implements Backend {
         ...a.command,
       ];
       created.containers.push(a.name);
-      const bottle = new DockerBottle(this.docker, this, plan.slug, a.name, plan.bundle.ports);
+      const bottle = new DockerBottle(
+        this.docker,
+        ownerOf(this),
+        plan.slug,
+        a.name,
+        plan.bundle.ports,
+      );
       await Promise.all([
         this.docker
           .run(agentArgs, { env: options.placeholders })
@@ -200,7 +207,7 @@ export class DockerBackend implements Backend {
     const bundle = containerOf(resources, "bundle");
     if (!agent || !bundle) return Promise.resolve(undefined);
     return Promise.resolve(
-      new DockerBottle(this.docker, this, slug, agent.name, bundle.ports ?? {}),
+      new DockerBottle(this.docker, ownerOf(this), slug, agent.name, bundle.ports ?? {}),
     );
   }
 
@@ -233,16 +240,6 @@ export class DockerBackend implements Backend {
       ),
     );
     return [];
-  }
-
-  async logsOf(slug: string, options?: LogOptions): Promise<LogLine[]> {
-    return this.logs(await this.resources(slug), options);
-  }
-
-  async stopBottle(slug: string): Promise<void> {
-    const resources = await this.resources(slug);
-    const stateDir = resources.find((r) => r.stateDir)?.stateDir;
-    if (stateDir) await this.teardown(resources, stateDir);
   }
 
   async signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void> {

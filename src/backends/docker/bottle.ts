@@ -3,13 +3,8 @@ import type { RunResult } from "../../exec/run.js";
 import { HEALTH_PORT } from "../../shared/init-config.js";
 import type { LogLine } from "../../shared/logs.js";
 import type { AgentReach, AttachOptions, Bottle, ExecOptions, LogOptions } from "../backend.js";
+import type { BottleOwner } from "../owner.js";
 import type { DockerCli } from "./cli.js";
-
-/** What a bottle needs from its backend to show its logs and stop. */
-export interface BottleOwner {
-  logsOf(slug: string, options?: LogOptions): Promise<LogLine[]>;
-  stopBottle(slug: string): Promise<void>;
-}
 
 export function envFlags(env: Record<string, string>): string[] {
   return Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);

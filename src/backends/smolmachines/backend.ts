@@ -28,6 +28,7 @@ import {
 } from "../docker/bundle.js";
 import type { DockerCli } from "../docker/cli.js";
 import { containerOf, dockerResources } from "../docker/resources.js";
+import { ownerOf } from "../owner.js";
 import { GATEWAY_NAME, SmolBottle } from "./bottle.js";
 import { smolvmChecks } from "./checks.js";
 import { agentArchive } from "./image.js";
@@ -201,7 +202,7 @@ export class SmolBackend implements Backend {
       const bottle = new SmolBottle(
         this.smolvm,
         version,
-        this,
+        ownerOf(this),
         plan.slug,
         a.name,
         published,
@@ -246,7 +247,7 @@ export class SmolBackend implements Backend {
     return new SmolBottle(
       this.smolvm,
       version,
-      this,
+      ownerOf(this),
       slug,
       machine.name,
       published,
@@ -259,16 +260,6 @@ export class SmolBackend implements Backend {
       resources.filter((r) => r.kind !== "machine"),
       options,
     );
-  }
-
-  async logsOf(slug: string, options?: LogOptions): Promise<LogLine[]> {
-    return this.logs(await this.resources(slug), options);
-  }
-
-  async stopBottle(slug: string): Promise<void> {
-    const resources = await this.resources(slug);
-    const stateDir = resources.find((r) => r.stateDir)?.stateDir;
-    if (stateDir) await this.teardown(resources, stateDir);
   }
 
   signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void> {

@@ -10,7 +10,7 @@ import { join, posix } from "node:path";
 import { run, type RunResult } from "../../exec/run.js";
 import type { LogLine } from "../../shared/logs.js";
 import type { AgentReach, AttachOptions, Bottle, ExecOptions, LogOptions } from "../backend.js";
-import type { BottleOwner } from "../docker/bottle.js";
+import type { BottleOwner } from "../owner.js";
 import { hasExecUser, isTransportDrop, type SmolvmCli, type SmolvmVersion } from "./smolvm.js";
 
 /** The name a VM reaches the host's loopback by, through smolvm's gateway. */

@@ -19,7 +19,6 @@ import { upstreamCerts, upstreamLog } from "../../helpers/fake-upstream.js";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures");
 const DOUBLE_BIN = join(FIXTURES, "smolvm-double", "bin");
-const IMAGE = "bot-bottle/shell:latest";
 const TOKEN_ENV = "BB_TEST_BACKEND_KEY";
 const TOKEN = `sk-ant-api03-${randomBytes(45).toString("base64url")}`;
 const NAMES = ["api.anthropic.com", "other.example.test"];
@@ -72,19 +71,7 @@ for (const row of TABLE) {
       const certs = join(t.dir, "certs");
       await upstreamCerts(certs, NAMES);
       const net = await t.network([]);
-      upstream = await t.container([
-        "--network",
-        net,
-        "--user",
-        "root",
-        "-v",
-        `${certs}:/certs:ro`,
-        "-v",
-        `${FIXTURES}:/fixtures:ro`,
-        IMAGE,
-        "node",
-        "/fixtures/fake-upstream.mjs",
-      ]);
+      upstream = await t.fakeUpstream(certs, net);
       const ip = await t.ip(upstream, net);
       const bottle = {
         backend: row.backend,

@@ -17,7 +17,6 @@ import { TestBottles } from "../../helpers/bottles.js";
 import { upstreamCerts, upstreamLog, type UpstreamEvent } from "../../helpers/fake-upstream.js";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures");
-const IMAGE = "bot-bottle/shell:latest";
 const TOKEN_ENV = "BB_TEST_HOSTILE_KEY";
 const TOKEN = `sk-ant-api03-${randomBytes(45).toString("base64url")}`;
 const API = "api.anthropic.com";
@@ -123,19 +122,7 @@ describe("a hostile agent against the egress proxy, end to end", { timeout: 15 *
     certs = join(t.dir, "certs");
     await upstreamCerts(certs, [API, FILES, WS]);
     net = await t.network([]);
-    upstream = await t.container([
-      "--network",
-      net,
-      "--user",
-      "root",
-      "-v",
-      `${certs}:/certs:ro`,
-      "-v",
-      `${FIXTURES}:/fixtures:ro`,
-      IMAGE,
-      "node",
-      "/fixtures/fake-upstream.mjs",
-    ]);
+    upstream = await t.fakeUpstream(certs, net);
     upstreamIp = await t.ip(upstream, net);
     await writeManifest(true);
     await copyFile(join(FIXTURES, "raw-client.mjs"), join(t.workspace, "raw-client.mjs"));

@@ -15,7 +15,6 @@ import { TestBottles } from "../../helpers/bottles.js";
 import { upstreamCerts, upstreamLog } from "../../helpers/fake-upstream.js";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures");
-const IMAGE = "bot-bottle/shell:latest";
 const TOKEN_ENV = "BB_TEST_ANTHROPIC_KEY";
 const TOKEN = `sk-ant-api03-${randomBytes(45).toString("base64url")}`;
 const NAMES = ["api.anthropic.com", "other.example.test", "files.example.test", "new.example.test"];
@@ -96,19 +95,7 @@ describe(
       certs = join(t.dir, "certs");
       await upstreamCerts(certs, [...NAMES, "pinned.example.test"]);
       net = await t.network([]);
-      upstream = await t.container([
-        "--network",
-        net,
-        "--user",
-        "root",
-        "-v",
-        `${certs}:/certs:ro`,
-        "-v",
-        `${FIXTURES}:/fixtures:ro`,
-        IMAGE,
-        "node",
-        "/fixtures/fake-upstream.mjs",
-      ]);
+      upstream = await t.fakeUpstream(certs, net);
       upstreamIp = await t.ip(upstream, net);
       await writeManifest();
       await copyFile(join(FIXTURES, "proxy-client.mjs"), join(t.workspace, "proxy-client.mjs"));
