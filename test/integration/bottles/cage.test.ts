@@ -186,9 +186,11 @@ describe("the cage around the agent", { timeout: 10 * 60_000 }, () => {
       /^(ETIMEOUT|ECONNREFUSED)$/,
       "a query sent straight to the server",
     );
+    // No one holds the gateway address: no answer, whether the resolver or the probe gives up
+    // first (on a loaded machine, the probe's own deadline can come first).
     assertRefused(
       await fromAgent("dns", "probe.bot-bottle.test", await gateway(internal)),
-      /^(ETIMEOUT|ECONNREFUSED)$/,
+      /^(ETIMEOUT|ECONNREFUSED|timeout)$/,
       "a query sent to the internal gateway address",
     );
   });

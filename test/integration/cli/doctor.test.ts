@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, statfs } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdtemp, rm, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -16,6 +17,21 @@ interface Check {
 const LOW_DISK_BYTES = 5 * 1024 ** 3;
 
 /** A disk row: "ok" with plenty of room, "warn" below 5 GiB, measured on `path` itself. */
+/** What doctor must say of /dev/kvm on this machine: usable or not, measured here. */
+async function kvmRow(): Promise<(c: Check) => void> {
+  const usable = await access("/dev/kvm", constants.R_OK | constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  return (c) => {
+    assert.equal(c.status, usable ? "ok" : "info", c.detail);
+    assert.match(
+      c.detail,
+      usable ? /^\/dev\/kvm is usable$/ : /^\/dev\/kvm (does not exist|is not usable)/,
+    );
+  };
+}
+
 async function diskRow(path: string): Promise<(c: Check) => void> {
   const s = await statfs(path);
   const free = s.bavail * s.bsize;
@@ -76,6 +92,7 @@ describe("bot-bottle doctor, against the real engine", () => {
                 remedy:
                   "optional: only the smolmachines (microVM) backend needs it; Docker bottles work without it",
               }),
+        kvm: await kvmRow(),
       };
       for (const [name, ref] of [
         ["base", "bot-bottle/base:trixie"],
@@ -101,6 +118,7 @@ describe("bot-bottle doctor, against the real engine", () => {
         "image shell",
         "image bundle",
         "smolvm",
+        "kvm",
         "disk (state)",
       ];
       assert.deepEqual(
