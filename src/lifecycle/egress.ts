@@ -14,6 +14,7 @@ import { egressConfigFor } from "../plan/egress.js";
 import { egressWidening, type Widening } from "../plan/egress-diff.js";
 import { trustedFiles } from "../plan/plan.js";
 import { describeRoutes } from "../plan/summary.js";
+import { ConfigFileError } from "../shared/config-file.js";
 import { parseEgressConfig, type EgressConfig } from "../shared/egress-config.js";
 import { writeFileAtomic, writeJsonAtomic } from "../state/files.js";
 import { readMetadata } from "../state/bottle-state.js";
@@ -41,6 +42,20 @@ export interface ApplyResult {
 }
 
 const routeKey = (r: EgressConfig["routes"][number]) => JSON.stringify(r);
+
+/** The routes the bottle runs now, as its state dir holds them. */
+async function runningRoutes(file: string, slug: string): Promise<EgressConfig> {
+  try {
+    return parseEgressConfig(await readFile(file, "utf8"), file);
+  } catch (err) {
+    if (!(err instanceof ConfigFileError)) throw err;
+    throw new BotBottleError("command_failed", err.message, {
+      exitCode: EXIT.internal,
+      hint: `the state dir of ${slug} was changed outside bot-bottle: stop the bottle and start a new one`,
+      cause: err,
+    });
+  }
+}
 
 export async function applyEgress(options: {
   slug: string;
@@ -90,10 +105,7 @@ export async function applyEgress(options: {
   refuseExposures(await findExposures(trustedFiles(manifest), workspaces));
 
   const configDir = join(stateDir, "bundle");
-  const current = parseEgressConfig(
-    await readFile(join(configDir, "egress.json"), "utf8"),
-    join(configDir, "egress.json"),
-  );
+  const current = await runningRoutes(join(configDir, "egress.json"), slug);
   const next = egressConfigFor(manifest.bottle, slug, current.generation + 1);
   // Tokens reach the bundle only at start: a route may not name one the bundle does not hold.
   const held = new Set(current.secretEnv);
