@@ -62,6 +62,7 @@ for (const row of TABLE) {
 
   describe(`the ${row.backend} backend, through the built CLI`, { timeout: 15 * 60_000 }, () => {
     let slug = "";
+    let manifest: Record<string, unknown> = {};
 
     before(async () => {
       await t.setup(TestBottles.shellManifest([agent]));
@@ -88,7 +89,8 @@ for (const row of TABLE) {
           network: net,
         },
       };
-      await writeFile(t.manifest, JSON.stringify(TestBottles.shellManifest([agent], bottle)));
+      manifest = TestBottles.shellManifest([agent], bottle);
+      await writeFile(t.manifest, JSON.stringify(manifest));
     });
 
     after(async () => {
@@ -188,11 +190,65 @@ for (const row of TABLE) {
       assert.match(refused.stderr, /403/, "the proxy refused the tunnel");
       assert.equal((await received()).filter((r) => r.url === "/v1/x").length, 0);
 
+      // A route added to the manifest reaches the running proxy without a restart.
+      const box = (manifest["bottles"] as { box: { egress: { routes: unknown[] } } }).box;
+      box.egress.routes.push({ host: "other.example.test" });
+      await writeFile(t.manifest, JSON.stringify(manifest));
+      const applied = await t.cli(["egress", "apply", slug, "--yes"]);
+      assert.equal(applied.code, 0, applied.stderr);
+      const now = await t.sh(
+        slug,
+        "curl -sS -o /dev/null -w '%{http_code}' https://other.example.test/v1/x",
+      );
+      assert.equal(now.stdout, "200", now.stderr);
+
       const direct = await t.sh(
         slug,
         "curl -sS --noproxy '*' -m 3 -o /dev/null https://api.anthropic.com/v1/x; echo $?",
       );
       assert.notEqual(direct.stdout.trim().split("\n").pop(), "0", "no way around the proxy");
+    });
+
+    test("nothing but the agent can use the bottle's proxy: no port on the host, or a key it alone holds", async () => {
+      const bundle = `bot-bottle-${slug}-bundle`;
+      const published = await run("docker", ["port", bundle, "9099/tcp"], { okExitCodes: [0, 1] });
+      if (row.backend === "docker") {
+        assert.equal(published.stdout.trim(), "", "the Docker bundle publishes no port");
+        return;
+      }
+      // Another local process (or another bottle's VM) finds the port on the host's loopback.
+      const port = /127\.0\.0\.1:(\d+)/.exec(published.stdout)?.[1];
+      assert.ok(port, published.stdout);
+      const env = await run("docker", ["inspect", "--format", "{{json .Config.Env}}", bundle]);
+      const key = (JSON.parse(env.stdout) as string[])
+        .find((e) => e.startsWith("BOT_BOTTLE_AGENT_KEY="))
+        ?.split("=")[1];
+      assert.ok(key, "the bundle holds the agent's key");
+      const via = (proxy: string) =>
+        run(
+          "curl",
+          [
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--proxy",
+            proxy,
+            "--cacert",
+            join(t.dir, "state", "bot-bottle", slug, "ca", "ca.crt"),
+            "https://api.anthropic.com/v1/from-host",
+          ],
+          { okExitCodes: [0, 56] },
+        );
+      const before = (await received()).length;
+      const withKey = await via(`http://agent:${key}@127.0.0.1:${port}`);
+      assert.equal(withKey.stdout, "200", `the allowed twin: ${withKey.stderr}`);
+      const without = await via(`http://127.0.0.1:${port}`);
+      assert.match(without.stderr, /CONNECT tunnel failed, response 407/);
+      const wrong = await via(`http://agent:${"0".repeat(64)}@127.0.0.1:${port}`);
+      assert.match(wrong.stderr, /CONNECT tunnel failed, response 407/);
+      assert.equal((await received()).length, before + 1, "only the keyed request arrived");
     });
 
     test("logs show the bundle's events; stop keeps the state and leaves nothing behind", async () => {
