@@ -95,13 +95,10 @@ function check(
             "not-a-proxy-request",
             "this is the egress proxy: send requests through it (HTTP_PROXY / HTTPS_PROXY)",
           );
-    const rest = path.slice("http://".length);
-    const slash = rest.search(/[/?#]/);
-    const authority = slash < 0 ? rest : rest.slice(0, slash);
-    path = slash < 0 ? "/" : rest.slice(slash);
-    if (path.startsWith("?")) path = "/" + path;
-    target = parseAuthority(authority, 80);
-    if (!target) return refuse("bad-host", "the request's host is not a valid host name");
+    const split = splitAbsoluteForm(path);
+    if (!split.target) return refuse("bad-host", "the request's host is not a valid host name");
+    target = split.target;
+    path = split.path;
   }
   p.target = target;
   p.path = path;
@@ -139,6 +136,16 @@ function check(
   };
 }
 
+/** An absolute-form `http://` target: its authority as a target (undefined if invalid), its path. */
+export function splitAbsoluteForm(url: string): { target: Target | undefined; path: string } {
+  const rest = url.slice("http://".length);
+  const slash = rest.search(/[/?#]/);
+  const authority = slash < 0 ? rest : rest.slice(0, slash);
+  let path = slash < 0 ? "/" : rest.slice(slash);
+  if (path.startsWith("?")) path = "/" + path;
+  return { target: parseAuthority(authority, 80), path };
+}
+
 /** One set per route object (routes are replaced, never changed, on reload). */
 const allowedByRoute = new WeakMap<RouteRule, ReadonlySet<string>>();
 
@@ -153,7 +160,8 @@ export function allowedPlaceholders(route: RouteRule): ReadonlySet<string> {
 
 /**
  * The request target and every header line as sent (names in their own case), and all header
- * values run together — a secret split over two headers is whole there.
+ * values run together — a secret split over two headers is whole there. Not the lines that never
+ * leave: the one the proxy sets itself, and Proxy-Authorization (the agent's proxy key).
  */
 function scanHead(req: IncomingMessage, route: RouteRule, rules: Rules): Finding | undefined {
   const inject = route.auth?.header;
@@ -161,7 +169,9 @@ function scanHead(req: IncomingMessage, route: RouteRule, rules: Rules): Finding
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] ?? "";
-    if (name.toLowerCase() !== inject) parts.push({ name, value: raw[i + 1] ?? "" });
+    const lower = name.toLowerCase();
+    if (lower !== inject && lower !== "proxy-authorization")
+      parts.push({ name, value: raw[i + 1] ?? "" });
   }
   return rules.scanner.scanHead(parts, allowedPlaceholders(route), req.url ?? "");
 }

@@ -1,6 +1,6 @@
 /**
- * Refusal and audit: one audit line per decision, the refusal the agent sees (HTTP 403 with a
- * machine tag and a one-line reason), and the rule that no secret the scanner can find is ever
+ * Refusal and audit: one audit line per decision, the refusal the agent sees (HTTP 403, or 407
+ * for a missing proxy key, with a machine tag and a one-line reason), and the rule that no secret the scanner can find is ever
  * written to the audit log or the bundle's log — a field that carries one is withheld whole.
  */
 import { STATUS_CODES, type ServerResponse } from "node:http";
@@ -140,7 +140,14 @@ export class Recorder {
     return out;
   }
 
-  refuseResponse(res: ServerResponse, p: Pending, r: Refusal, status = 403): void {
+  /** `headers`: more response headers (a 407's challenge), names and values of our own. */
+  refuseResponse(
+    res: ServerResponse,
+    p: Pending,
+    r: Refusal,
+    status = 403,
+    headers: Readonly<Record<string, string>> = {},
+  ): void {
     this.recordRefusal(p, r, status);
     this.closing(res.req.socket);
     if (res.headersSent) {
@@ -149,6 +156,7 @@ export class Recorder {
     }
     const body = r.reason + "\n";
     res.writeHead(status, {
+      ...headers,
       "content-type": "text/plain; charset=utf-8",
       "content-length": Buffer.byteLength(body),
       "x-bot-bottle-refusal": r.tag,
@@ -159,14 +167,23 @@ export class Recorder {
     res.end(body);
   }
 
-  refuseSocket(socket: Duplex, p: Pending, r: Refusal, status = 403): void {
+  refuseSocket(
+    socket: Duplex,
+    p: Pending,
+    r: Refusal,
+    status = 403,
+    headers: Readonly<Record<string, string>> = {},
+  ): void {
     this.recordRefusal(p, r, status);
     this.closing(socket);
     const body = r.reason + "\n";
     const text = STATUS_CODES[status] ?? "Forbidden";
+    const more = Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join("");
     if (socket.writable)
       socket.end(
-        `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Bot-Bottle-Refusal: ${r.tag}\r\nX-Bot-Bottle-Reason: ${headerSafe(r.reason)}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${text}\r\n${more}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Bot-Bottle-Refusal: ${r.tag}\r\nX-Bot-Bottle-Reason: ${headerSafe(r.reason)}\r\nConnection: close\r\n\r\n${body}`,
       );
     else socket.destroy();
   }

@@ -1,13 +1,15 @@
 /**
- * CONNECT: a tunnel to a declared host, either decrypted with the bottle's CA (its requests then
- * go through admission one by one) or, for a `tls_passthrough` route, relayed untouched once the
- * ClientHello's server name matches the target. Either must finish its handshake in time, and
- * either is closed when a reload removes its route.
+ * CONNECT: once the agent's key checks out (where one is asked for, agent-key.ts; the requests
+ * inside the tunnel are not asked again), a tunnel to a declared host, either decrypted with the
+ * bottle's CA (its requests then go through admission one by one) or, for a `tls_passthrough`
+ * route, relayed untouched once the ClientHello's server name matches the target. Either must
+ * finish its handshake in time, and either is closed when a reload removes its route.
  */
 import type { IncomingMessage } from "node:http";
 import { connect as netConnect, type Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { RouteRule } from "../../shared/egress-config.js";
+import { KEY_CHALLENGE, PROXY_AUTH_STATUS, refusedForKey } from "./agent-key.js";
 import { errorText, pending, type Pending } from "./audit.js";
 import type { ProxyContext } from "./context.js";
 import { decideConnect, parseAuthority, refuse, type Refusal, type Target } from "./policy.js";
@@ -26,6 +28,12 @@ export function handleConnect(
   let route: RouteRule;
   try {
     target = parseAuthority(req.url ?? "", 443);
+    // The key first: a caller without it learns nothing of the routes.
+    const noKey = refusedForKey(ctx.agentKey, req, p);
+    if (noKey) {
+      p.target = target;
+      return ctx.recorder.refuseSocket(socket, p, noKey, PROXY_AUTH_STATUS, KEY_CHALLENGE);
+    }
     if (!target || !/:\d+$/.test(req.url ?? ""))
       return ctx.recorder.refuseSocket(
         socket,

@@ -9,6 +9,7 @@ import type { Duplex } from "node:stream";
 import type { SecureContext } from "node:tls";
 import type { AuditRecord, EgressConfig } from "../../shared/egress-config.js";
 import type { Logger } from "../log.js";
+import type { AgentKey } from "./agent-key.js";
 import type { Recorder } from "./audit.js";
 import type { CertificateAuthority } from "./certs.js";
 import type { SecretScanner } from "./dlp.js";
@@ -26,6 +27,12 @@ export interface EgressOptions {
   ca: CertificateAuthority;
   /** The bundle's secrets by variable name: route tokens, the CA key. */
   secrets: Record<string, string>;
+  /**
+   * The key every request entering the proxy must present (agent-key.ts), read at start from the
+   * variable `config.agentKeyEnv` names; required when it names one. Not a secret the scanner
+   * looks for: the agent holds it. Kept for the proxy's life, whatever a reload says.
+   */
+  agentKey?: string;
   audit: (record: AuditRecord) => void;
   log: Logger;
   /** Name resolution (tests pass their own); the default is the system resolver. */
@@ -93,4 +100,6 @@ export interface ProxyContext {
   readonly hostSeen: WeakMap<Duplex, string>;
   /** One request at a time per connection, none after a refusal. */
   readonly turns: Turns;
+  /** The key requests entering the proxy must carry; undefined when none is asked for. */
+  readonly agentKey: AgentKey | undefined;
 }

@@ -17,6 +17,7 @@ import type { Socket } from "node:net";
 import type { Readable, Transform } from "node:stream";
 import { createBrotliDecompress, createUnzip } from "node:zlib";
 import { admit, allowedPlaceholders } from "./admission.js";
+import { KEY_CHALLENGE, PROXY_AUTH_STATUS, refusedForKey } from "./agent-key.js";
 import { errorText, findingRefusal, pending } from "./audit.js";
 import { BACKLOG, type ProxyContext, type Rules } from "./context.js";
 import { Redactor, type Finding } from "./dlp.js";
@@ -52,6 +53,8 @@ export async function forwardRequest(
   const release = await ctx.turns.take(req.socket);
   if (!release) return dropAfterClose(ctx, req, res, p);
   res.once("close", release);
+  const noKey = tunnel === undefined ? refusedForKey(ctx.agentKey, req, p) : undefined;
+  if (noKey) return ctx.recorder.refuseResponse(res, p, noKey, PROXY_AUTH_STATUS, KEY_CHALLENGE);
   const rules = ctx.rules;
   const admitted = await admit(ctx, req, tunnel, p, rules, "an https:// URL");
   if ("refusal" in admitted)

@@ -3,6 +3,8 @@
  * bottle CA (certificate from the config folder, key from the environment), listens for the
  * agent, appends one audit line per decision, and reloads its routes on SIGHUP — keeping the old
  * ones when the new file is unreadable, so a bad edit never opens or closes anything by accident.
+ * When the config names agentKeyEnv, the agent's proxy key is read from that variable at start
+ * (none there: it refuses to start) and stays in force across every reload.
  */
 import { createWriteStream, mkdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -37,10 +39,32 @@ function readConfig(): { config: EgressConfig; trustCa: string | undefined } {
   return { config, trustCa };
 }
 
-/** At start there are no previous routes to keep: a bad file ends the process, refusing all. */
-function readInitialConfig(): ReturnType<typeof readConfig> {
+/**
+ * The agent's proxy key, when the config asks for one: read once, here, and kept for the daemon's
+ * life (a reload never changes it). Asked for but unset or empty is an invalid config.
+ */
+function readAgentKey(config: EgressConfig): string | undefined {
+  const name = config.agentKeyEnv;
+  if (name === undefined) return undefined;
+  const key = process.env[name];
+  if (!key)
+    throw new ConfigFileError(configPath, "egress config", [
+      {
+        path: "agentKeyEnv",
+        message: `names ${name}, which is unset or empty in the bundle (the proxy never runs without the agent's key)`,
+      },
+    ]);
+  return key;
+}
+
+/**
+ * At start there are no previous routes to keep: a bad file, or a key it asks for and the bundle
+ * lacks, ends the process, refusing all.
+ */
+function readInitialConfig(): ReturnType<typeof readConfig> & { agentKey: string | undefined } {
   try {
-    return readConfig();
+    const read = readConfig();
+    return { ...read, agentKey: readAgentKey(read.config) };
   } catch (err) {
     // Written synchronously: the process exits on the next line.
     const slug = process.env["BOT_BOTTLE_SLUG"] ?? "unknown";
@@ -76,6 +100,7 @@ for (const name of initial.config.secretEnv) {
 }
 // Nothing below needs them in the environment any more.
 delete process.env[CA_KEY_ENV];
+if (initial.config.agentKeyEnv !== undefined) delete process.env[initial.config.agentKeyEnv];
 
 mkdirSync(auditDir, { recursive: true });
 const audit = createWriteStream(join(auditDir, AUDIT_FILE), { flags: "a", mode: 0o644 });
@@ -84,6 +109,7 @@ const proxy = new EgressProxy({
   ...(initial.trustCa ? { trustCa: initial.trustCa } : {}),
   ca,
   secrets,
+  ...(initial.agentKey ? { agentKey: initial.agentKey } : {}),
   log,
   audit: (record: AuditRecord) => audit.write(JSON.stringify(record) + "\n"),
 });
@@ -104,6 +130,12 @@ process.on("SIGHUP", () => {
       routes: next.config.routes.length,
       generation: next.config.generation,
     });
+    if (initial.agentKey && next.config.agentKeyEnv !== initial.config.agentKeyEnv)
+      log(
+        "agent-key-kept",
+        `the new config names agentKeyEnv ${next.config.agentKeyEnv ?? "(none)"}; the key read at start from ${initial.config.agentKeyEnv ?? ""} stays required until a restart`,
+        { generation: next.config.generation },
+      );
   } catch (err) {
     log(
       "reload-failed",

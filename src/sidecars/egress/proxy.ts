@@ -7,7 +7,8 @@
  * those whose route is gone.
  *
  * This file holds the servers, the rules and the limits; the parts live beside it, each with one
- * entry point: admission.ts (every check before a byte leaves; framing.ts for request framing;
+ * entry point: agent-key.ts (the key every request entering the proxy carries, where the port is
+ * reachable by more than the agent), admission.ts (every check before a byte leaves; framing.ts for request framing;
  * turns.ts, one request at a time per connection), forward.ts (HTTP), connect.ts (CONNECT:
  * intercept and passthrough), upgrade.ts (WebSocket: websocket.ts the relay, ws-frames.ts the
  * frames), audit.ts (refusals and the audit trail), resolve.ts (addresses), live.ts (long
@@ -21,6 +22,7 @@ import type { Duplex } from "node:stream";
 import { createSecureContext, rootCertificates } from "node:tls";
 import type { EgressConfig } from "../../shared/egress-config.js";
 import { placeholderFor } from "../../shared/placeholders.js";
+import { AgentKey } from "./agent-key.js";
 import { pending, Recorder, type ScanSnapshot } from "./audit.js";
 import { handleConnect } from "./connect.js";
 import {
@@ -51,12 +53,19 @@ export class EgressProxy implements ProxyContext {
   readonly hostSeen = new WeakMap<Duplex, string>();
   readonly turns = new Turns();
   readonly http = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  readonly agentKey: AgentKey | undefined;
   private current: Rules;
   private currentTrust: string | undefined;
   private open = 0;
 
   constructor(readonly options: EgressOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    // Fail closed: a config that asks for a key never runs without one.
+    if (options.config.agentKeyEnv !== undefined && !options.agentKey)
+      throw new Error(
+        `the config names agentKeyEnv (${options.config.agentKeyEnv}) but no agent key was given`,
+      );
+    this.agentKey = options.agentKey ? new AgentKey(options.agentKey) : undefined;
     this.resolver = new Resolver(options.lookup ?? systemLookup, this.limits);
     this.current = this.compile(options.config, options.trustCa);
     // One snapshot per rules, not one per audit line: the recorder remembers verdicts by it.
@@ -143,8 +152,14 @@ export class EgressProxy implements ProxyContext {
   /**
    * Swaps in new routes: requests already under way finish under the old ones, and tunnels and
    * upgraded connections the new routes no longer allow are closed. Returns how many closed.
+   * The agent key stays the one given at start, whatever `config.agentKeyEnv` now says; a config
+   * that asks for a key the proxy was started without is refused (throws; nothing changes).
    */
   reload(config: EgressConfig, trustCa: string | undefined): number {
+    if (config.agentKeyEnv !== undefined && this.agentKey === undefined)
+      throw new Error(
+        `the new config names agentKeyEnv (${config.agentKeyEnv}), but the proxy started without an agent key: restart the bottle to require one`,
+      );
     const previous = this.current;
     this.current = this.compile(config, trustCa);
     this.resolver.clear();

@@ -9,6 +9,7 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { admit, allowedPlaceholders } from "./admission.js";
+import { KEY_CHALLENGE, PROXY_AUTH_STATUS, refusedForKey } from "./agent-key.js";
 import { errorText, findingRefusal, pending } from "./audit.js";
 import type { ProxyContext } from "./context.js";
 import { Redactor } from "./dlp.js";
@@ -41,6 +42,8 @@ export async function handleUpgrade(
     return void socket.destroy();
   }
   socket.once("close", release);
+  const noKey = tunnel === undefined ? refusedForKey(ctx.agentKey, req, p) : undefined;
+  if (noKey) return ctx.recorder.refuseSocket(socket, p, noKey, PROXY_AUTH_STATUS, KEY_CHALLENGE);
   if (!isWebSocketUpgrade(req))
     return ctx.recorder.refuseSocket(
       socket,
