@@ -2,7 +2,7 @@
 // and the probe list as arguments). It tries every probe at once, each with a deadline, and prints
 // one JSON line: what each probe met. It decides nothing; the host judges the results.
 //   {"probes":[{"name","kind":"tcp"|"dns"|"http","host","port","path","timeoutMs",
-//               "retryRefusedMs","afterAllowed"}…]}
+//               "retryRefusedMs","afterAllowed","holdMs"}…]}
 // → {"results":[{"name","outcome":"connected"|"error","code","status","refusal","address","ms"}…]}
 // `start` runs it as soon as the agent runs, while the bundle may still be starting: a probe with
 // retryRefusedMs (one the bundle must answer) tries again after a refused connection, for up to
@@ -81,8 +81,11 @@ function lookupFor({ retryRefusedMs, timeoutMs }) {
   return retryRefusedMs ? undefined : lookupWithin(timeoutMs);
 }
 
+// A probe with holdMs keeps a connection it opened for that long: one that is cut before then
+// (reset, or closed without a byte: a relay that refused the flow once it had accepted it) did
+// not reach a service.
 function tcp(p) {
-  const { host, port, timeoutMs } = p;
+  const { host, port, timeoutMs, holdMs } = p;
   return new Promise((resolve, reject) => {
     const socket = connect({
       host: host === "@gateway" ? gateway() : host,
@@ -91,8 +94,20 @@ function tcp(p) {
       autoSelectFamily: false,
     });
     socket.once("connect", () => {
-      socket.destroy();
-      resolve({ outcome: "connected" });
+      if (!holdMs) {
+        socket.destroy();
+        resolve({ outcome: "connected" });
+        return;
+      }
+      socket.once("data", () => {
+        socket.destroy();
+        resolve({ outcome: "connected" });
+      });
+      socket.once("end", () => reject(Object.assign(new Error("closed"), { code: "closed" })));
+      setTimeout(() => {
+        socket.destroy();
+        resolve({ outcome: "connected" });
+      }, holdMs).unref();
     });
     socket.once("error", reject);
     setTimeout(() => socket.destroy(), timeoutMs).unref();

@@ -47,7 +47,16 @@ export interface AgentReach {
   /** Each agent-facing daemon of the bundle: host and port as the agent dials them. */
   daemons: Record<string, { host: string; port: number }>;
   /** The bundle's address answers the listed ports only: this one is probed and must be closed. */
-  unlisted?: { host: string; port: number };
+  unlisted?: {
+    host: string;
+    port: number;
+    /** The errors that show it closed, when not ECONNREFUSED alone. */
+    refused?: readonly string[];
+    /** Keep an opened connection this long: a relay may accept it and only then refuse it. */
+    holdMs?: number;
+  };
+  /** More addresses the agent must not reach (no answer at all), by probe name. */
+  unreachable?: readonly { name: string; host: string; port: number }[];
   /** The first address of the agent's subnet must not reach the host (Docker). */
   gatewayClosed: boolean;
 }
@@ -86,6 +95,8 @@ export interface Resource {
   ports?: Record<string, number>;
   /** The agent only: the folder its commands start in. */
   workdir?: string;
+  /** A smolmachines agent only: how its flows reach the bundle ("gateway" or "interceptor"). */
+  route?: string;
 }
 
 export interface LaunchOptions {

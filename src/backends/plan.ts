@@ -59,6 +59,11 @@ export interface BottlePlan {
     uid: number;
     /** Existing Docker networks the bundle also joins (egress.network); never the agent. */
     extraNetworks: string[];
+    /**
+     * smolmachines: the intercept daemon a newer smolvm hands every admitted flow of the VM to
+     * (its port in the bundle, and the variable holding the token smolvm presents).
+     */
+    interceptor?: { port: number; tokenEnv: string };
     /** A runaway or attacked daemon starves only its own bottle; the proxy peaks near 140 MB. */
     limits: { memory: string; pids: number; cpus: number };
   };

@@ -7,6 +7,13 @@ import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
 import { AGENT_KEY_ENV, AUDIT_DIR, CA_KEY_ENV } from "../shared/egress-config.js";
 import {
+  BUNDLE_VM_ADDRESS,
+  INTERCEPT_CONFIG_PATH,
+  INTERCEPT_PORT,
+  INTERCEPT_TOKEN_ENV,
+  type InterceptConfig,
+} from "../shared/intercept-config.js";
+import {
   BUNDLE_ROOT,
   HEALTH_PORT,
   INIT_CONFIG_PATH,
@@ -100,6 +107,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
   const slug = `${manifest.agent.name}-${input.id}`;
   const stateDir = join(input.stateRoot, slug);
   const backend = input.backend ?? manifest.bottle.backend;
+  const vm = backend === "smolmachines";
   const base: Record<string, string> = {
     [LABELS.schema]: LABEL_SCHEMA_VERSION,
     [LABELS.slug]: slug,
@@ -120,6 +128,22 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
         port: EGRESS_PORT,
         reload: true,
       },
+      // A VM's flows may come through smolvm's egress interceptor: it relays them to the proxy.
+      ...(vm
+        ? [
+            {
+              name: "intercept",
+              command: [
+                "node",
+                `${BUNDLE_ROOT}/sidecars/intercept/main.js`,
+                "--config",
+                INTERCEPT_CONFIG_PATH,
+              ],
+              port: INTERCEPT_PORT,
+              reload: false,
+            },
+          ]
+        : []),
     ],
     healthPort: HEALTH_PORT,
     stopGraceMs: 3000,
@@ -132,7 +156,6 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     ),
   ];
 
-  const vm = backend === "smolmachines";
   // A VM reaches the proxy on a port published on the host's loopback, which more than the agent
   // can reach: there the agent presents a key made at every start.
   const egress = {
@@ -224,6 +247,7 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       auditMount: AUDIT_DIR,
       uid: BUNDLE_UID,
       extraNetworks: manifest.bottle.egress.network ? [manifest.bottle.egress.network] : [],
+      ...(vm ? { interceptor: { port: INTERCEPT_PORT, tokenEnv: INTERCEPT_TOKEN_ENV } } : {}),
       limits: { memory: "256m", pids: 256, cpus: 1 },
     },
     agentContainer: {
@@ -249,6 +273,25 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     files: {
       "bundle/init.json": JSON.stringify(init, null, 2) + "\n",
       "bundle/egress.json": JSON.stringify(egress, null, 2) + "\n",
+      ...(vm
+        ? {
+            "bundle/intercept.json":
+              JSON.stringify(
+                {
+                  slug,
+                  tokenEnv: INTERCEPT_TOKEN_ENV,
+                  port: INTERCEPT_PORT,
+                  flows: Object.values(ports).map((port) => ({
+                    address: BUNDLE_VM_ADDRESS,
+                    port,
+                    to: port,
+                  })),
+                } satisfies InterceptConfig,
+                null,
+                2,
+              ) + "\n",
+          }
+        : {}),
       [TRUSTED_FILE]: JSON.stringify(trusted, null, 2) + "\n",
     },
     copies: {

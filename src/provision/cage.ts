@@ -66,6 +66,9 @@ export interface CageProbe {
   /** Run only once every allowed probe has answered or given up: a bundle port off the plan
    * proves closed only once the bundle listens. */
   afterAllowed?: true;
+  /** A TCP probe keeps a connection it opened this long: cut before then ("ECONNRESET",
+   * "closed"), it reached no service. */
+  holdMs?: number;
   /** A probe out must fail with one of `refused`; an allowed one must answer (with `refusal`:
    * the egress proxy's refusal header). */
   expect: { refused: readonly string[] } | { answers: "connect" | "refusal" };
@@ -132,7 +135,14 @@ export function cageProbes(
     ...(reach.unlisted
       ? [
           {
-            ...out("bundle-port", "tcp", reach.unlisted.host, reach.unlisted.port, CLOSED),
+            ...out(
+              "bundle-port",
+              "tcp",
+              reach.unlisted.host,
+              reach.unlisted.port,
+              reach.unlisted.refused ?? CLOSED,
+            ),
+            ...(reach.unlisted.holdMs ? { holdMs: reach.unlisted.holdMs } : {}),
             afterAllowed: true as const,
           },
         ]
@@ -141,6 +151,7 @@ export function cageProbes(
       ? [out("internal-gateway", "tcp", "@gateway", HOST_PORT, NO_ROUTE)]
       : []),
     ...hosts.map((h) => out(h.name, "tcp", h.address, HOST_PORT, NO_ROUTE)),
+    ...(reach.unreachable ?? []).map((u) => out(u.name, "tcp", u.host, u.port, NO_ROUTE)),
     ...Object.entries(reach.daemons).map(([name, { host, port }]): CageProbe => ({
       name,
       kind: name === "egress" ? "http" : "tcp",

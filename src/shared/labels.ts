@@ -14,6 +14,8 @@ export const LABELS = {
   stateDir: `${LABEL_PREFIX}.state-dir`,
   /** The backend that runs the bottle ("docker" when absent). */
   backend: `${LABEL_PREFIX}.backend`,
+  /** A VM agent only: how its flows reach the bundle ("gateway" or "interceptor"). */
+  route: `${LABEL_PREFIX}.route`,
   /** The agent only: the folder its commands start in. */
   workdir: `${LABEL_PREFIX}.workdir`,
   /** The bundle's agent-facing ports: "egress=9099,…". */

@@ -7,7 +7,9 @@
  * host.smolvm.internal:<published port>. README ("The smolmachines backend") lists what that
  * leaves open and what the Docker backend closes instead.
  */
+import { randomBytes } from "node:crypto";
 import { PrerequisiteError } from "../../errors.js";
+import { HEALTH_PORT } from "../../shared/init-config.js";
 import { CommandNotFoundError } from "../../exec/run.js";
 import type { Check } from "../../shared/checks.js";
 import { AGENT_KEY_USER } from "../../shared/egress-config.js";
@@ -29,13 +31,12 @@ import {
 import type { DockerCli } from "../docker/cli.js";
 import { containerOf, dockerResources } from "../docker/resources.js";
 import { ownerOf } from "../owner.js";
-import { GATEWAY_NAME, SmolBottle } from "./bottle.js";
+import { SmolBottle } from "./bottle.js";
+import { allowFlags, dialAddress, reachOf, type VmRoute } from "./route.js";
 import { smolvmChecks } from "./checks.js";
 import { agentArchive } from "./image.js";
-import type { Machine, SmolvmCli, SmolvmVersion } from "./smolvm.js";
+import { hasInterceptor, type Machine, type SmolvmCli, type SmolvmVersion } from "./smolvm.js";
 
-/** The one address the VM's allow-list admits: smolvm's gateway to the host's loopback. */
-export const GATEWAY_CIDR = "100.96.0.1/32";
 /** How long the first exec after start may keep meeting smolvm's dropped transport. */
 const SETTLE_MS = 30_000;
 
@@ -69,6 +70,7 @@ function machineResource(m: Machine): Resource | undefined {
     created: m.created ?? "",
     backend: "smolmachines",
     ...(m.labels[LABELS.workdir] ? { workdir: m.labels[LABELS.workdir] } : {}),
+    ...(m.labels[LABELS.route] ? { route: m.labels[LABELS.route] } : {}),
   };
 }
 
@@ -141,36 +143,45 @@ export class SmolBackend implements Backend {
       progress,
     );
     const a = plan.agentContainer;
+    const intercept = plan.bundle.interceptor;
+    // The intercept daemon's token, made for this start: the bundle and smolvm alone hold it.
+    const token = randomBytes(32).toString("hex");
+    const bundleSecrets = {
+      ...options.bundleSecrets,
+      ...(intercept ? { [intercept.tokenEnv]: token } : {}),
+    };
     let machine = false;
     try {
       progress.step(
         `creating the egress network and starting the sidecar bundle ${plan.bundle.name}`,
       );
       await createNetwork(this.docker, plan.networks.egress);
-      await startBundle(this.docker, plan, options.bundleSecrets, {
+      const ports = [...Object.values(plan.bundle.ports), ...(intercept ? [intercept.port] : [])];
+      await startBundle(this.docker, plan, bundleSecrets, {
         network: plan.networks.egress.name,
-        publish: Object.values(plan.bundle.ports),
+        publish: ports,
       });
-      const published: Record<string, number> = {};
-      for (const [name, port] of Object.entries(plan.bundle.ports))
-        published[name] = await publishedPort(this.docker, plan.bundle.name, port);
-      const byPort = new Map(Object.entries(plan.bundle.ports).map(([n, p]) => [p, published[n]]));
+      const published = new Map<number, number>();
+      for (const port of ports)
+        published.set(port, await publishedPort(this.docker, plan.bundle.name, port));
+      const route: VmRoute =
+        intercept && hasInterceptor(version)
+          ? { kind: "interceptor" }
+          : { kind: "gateway", published };
+
       // The agent presents its proxy key as the user part of the bundle's address.
       const keyName = plan.egress.agentKeyEnv;
       const key = keyName ? options.bundleSecrets[keyName] : undefined;
       if (keyName && !key) throw new Error(`launch was given no value for ${keyName}`);
       const userinfo = key ? `${AGENT_KEY_USER}:${key}@` : "";
-      const env = withBundleAddresses(
-        a.env,
-        (port) => `${userinfo}${GATEWAY_NAME}:${byPort.get(port) ?? port}`,
-      );
+      const env = withBundleAddresses(a.env, (port) => userinfo + dialAddress(route, port));
       // Values that hold a secret (the key) reach the VM by name, never on smolvm's argv.
       const secret = (v: string) => key !== undefined && v.includes(key);
       const vmSecrets: Record<string, string> = { ...options.placeholders };
       for (const [k, v] of Object.entries(env)) if (secret(v)) vmSecrets[k] = v;
 
       progress.step(
-        `creating and starting the agent VM ${a.name} (smolvm ${version.major}.${version.minor}.${version.patch})`,
+        `creating and starting the agent VM ${a.name} (smolvm ${version.major}.${version.minor}.${version.patch}, ${route.kind === "interceptor" ? "every flow through the bundle's interceptor" : "smolvm's gateway"})`,
       );
       await this.smolvm.create(
         [
@@ -188,26 +199,23 @@ export class SmolBackend implements Backend {
           // Placeholders and the key reach the VM by name: smolvm reads the values from its own
           // environment.
           ...Object.keys(vmSecrets).flatMap((name) => ["--secret-env", `${name}=${name}`]),
-          "--allow-cidr",
-          GATEWAY_CIDR,
-          // An allow-host list makes smolvm filter the VM's DNS to it (unfiltered without one).
-          "--allow-host",
-          GATEWAY_NAME,
-          ...Object.entries(a.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
+          ...allowFlags(route),
+          ...Object.entries({ ...a.labels, [LABELS.route]: route.kind }).flatMap(([k, v]) => [
+            "--label",
+            `${k}=${v}`,
+          ]),
         ],
         vmSecrets,
       );
       machine = true;
-      await this.smolvm.start(a.name, vmSecrets);
-      const bottle = new SmolBottle(
-        this.smolvm,
-        version,
-        ownerOf(this),
-        plan.slug,
-        a.name,
-        published,
-        a.workdir,
-      );
+      if (route.kind === "interceptor" && intercept)
+        await this.smolvm.start(
+          a.name,
+          { ...vmSecrets, SMOLVM_INTERCEPTOR_TOKEN: token },
+          `127.0.0.1:${published.get(intercept.port) ?? 0}`,
+        );
+      else await this.smolvm.start(a.name, vmSecrets);
+      const bottle = this.bottle(version, plan.slug, a.name, a.workdir, route, plan.bundle.ports);
       progress.step(`waiting for the agent VM and the bundle`);
       await Promise.all([
         bottle.settle(SETTLE_MS).then(() => options.whileBundleStarts?.(bottle)),
@@ -221,6 +229,27 @@ export class SmolBackend implements Backend {
         .catch(() => undefined);
       throw launchFailure(err, plan.slug);
     }
+  }
+
+  private bottle(
+    version: SmolvmVersion,
+    slug: string,
+    machine: string,
+    workdir: string | undefined,
+    route: VmRoute,
+    ports: Readonly<Record<string, number>>,
+  ): SmolBottle {
+    const planned = new Set(Object.values(ports));
+    const unlisted = [HEALTH_PORT, 22, 80, 8080].find((p) => !planned.has(p)) ?? 1;
+    return new SmolBottle(
+      this.smolvm,
+      version,
+      ownerOf(this),
+      slug,
+      machine,
+      reachOf(route, ports, unlisted),
+      workdir,
+    );
   }
 
   private async removeMachine(name: string): Promise<void> {
@@ -240,19 +269,16 @@ export class SmolBackend implements Backend {
     const machine = resources.find((r) => r.kind === "machine" && r.role === "agent");
     const bundle = containerOf(resources, "bundle");
     if (!machine || !bundle) return undefined;
-    const published: Record<string, number> = {};
-    for (const [name, port] of Object.entries(bundle.ports ?? {}))
-      published[name] = await publishedPort(this.docker, bundle.name, port);
+    const ports = bundle.ports ?? {};
+    let route: VmRoute = { kind: "interceptor" };
+    if (machine.route !== "interceptor") {
+      const published = new Map<number, number>();
+      for (const port of Object.values(ports))
+        published.set(port, await publishedPort(this.docker, bundle.name, port));
+      route = { kind: "gateway", published };
+    }
     const version = await this.smolvmVersion();
-    return new SmolBottle(
-      this.smolvm,
-      version,
-      ownerOf(this),
-      slug,
-      machine.name,
-      published,
-      machine.workdir,
-    );
+    return this.bottle(version, slug, machine.name, machine.workdir, route, ports);
   }
 
   logs(resources: readonly Resource[], options?: LogOptions): Promise<LogLine[]> {

@@ -13,8 +13,6 @@ import type { AgentReach, AttachOptions, Bottle, ExecOptions, LogOptions } from 
 import type { BottleOwner } from "../owner.js";
 import { hasExecUser, isTransportDrop, type SmolvmCli, type SmolvmVersion } from "./smolvm.js";
 
-/** The name a VM reaches the host's loopback by, through smolvm's gateway. */
-export const GATEWAY_NAME = "host.smolvm.internal";
 /** The agent's user and its home, as the agent images have them. */
 const HOMES: Record<string, string> = { node: "/home/node", root: "/root" };
 
@@ -25,8 +23,8 @@ export class SmolBottle implements Bottle {
     private readonly owner: BottleOwner,
     readonly slug: string,
     readonly machine: string,
-    /** The host port each agent-facing daemon of the bundle is published on. */
-    private readonly published: Readonly<Record<string, number>>,
+    /** Where the agent dials its bundle (smolvm's gateway, or the intercepted address). */
+    private readonly reachable: AgentReach,
     /** Where commands start unless told otherwise (a container's working directory). */
     private readonly workdir: string | undefined,
   ) {}
@@ -96,14 +94,8 @@ export class SmolBottle implements Bottle {
     }
   }
 
-  /** The VM reaches each daemon at smolvm's gateway, on the port the bundle is published on. */
   reach(): Promise<AgentReach> {
-    return Promise.resolve({
-      daemons: Object.fromEntries(
-        Object.entries(this.published).map(([name, port]) => [name, { host: GATEWAY_NAME, port }]),
-      ),
-      gatewayClosed: false,
-    });
+    return Promise.resolve(this.reachable);
   }
 
   logs(options?: LogOptions): Promise<LogLine[]> {

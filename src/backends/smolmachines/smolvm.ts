@@ -60,6 +60,11 @@ export function hasExecUser(v: SmolvmVersion): boolean {
   return atLeast(v, 1, 14);
 }
 
+/** `start --egress-interceptor` arrived with v1.14 too. */
+export function hasInterceptor(v: SmolvmVersion): boolean {
+  return atLeast(v, 1, 14);
+}
+
 function envFlags(env: Record<string, string>): string[] {
   return Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
 }
@@ -111,8 +116,19 @@ export class SmolvmCli {
     await this.run(["machine", "create", ...args], { secrets });
   }
 
-  async start(name: string, secrets: Record<string, string>): Promise<void> {
-    await this.run(["machine", "start", "--name", name], { secrets, timeoutMs: 120_000 });
+  /** Starts a machine; `interceptor`: the loopback address every admitted flow is handed to
+   * (its token in `secrets` as SMOLVM_INTERCEPTOR_TOKEN). */
+  async start(name: string, secrets: Record<string, string>, interceptor?: string): Promise<void> {
+    await this.run(
+      [
+        "machine",
+        "start",
+        "--name",
+        name,
+        ...(interceptor ? ["--egress-interceptor", interceptor] : []),
+      ],
+      { secrets, timeoutMs: 120_000 },
+    );
   }
 
   execArgs(

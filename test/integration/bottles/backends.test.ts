@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { run } from "../../../src/exec/run.js";
@@ -24,6 +25,8 @@ const TOKEN = `sk-ant-api03-${randomBytes(45).toString("base64url")}`;
 const NAMES = ["api.anthropic.com", "other.example.test"];
 
 interface Row {
+  /** The suite's name for the row. */
+  name: string;
   backend: "docker" | "smolmachines";
   /** What this backend's bottles need in the CLI's environment. */
   env: (dir: string) => NodeJS.ProcessEnv;
@@ -31,27 +34,42 @@ interface Row {
   leftovers: (env: NodeJS.ProcessEnv, agent: string) => Promise<string[]>;
 }
 
+const smolvmLeftovers = async (env: NodeJS.ProcessEnv, agent: string) => {
+  const { stdout } = await run("smolvm", ["machine", "ls", "--json"], { env });
+  return (JSON.parse(stdout) as { name: string; labels: Record<string, string> }[])
+    .filter((m) => m.labels["dev.bot-bottle.agent"] === agent)
+    .map((m) => `machine ${m.name}`);
+};
+
+/** The smolvm double, emulating `version`, with its state under the test's folder. */
+const smolvmEnv = (version: string) => (dir: string) => ({
+  PATH: `${DOUBLE_BIN}:${process.env["PATH"] ?? ""}`,
+  SMOLVM_DATA_DIR: join(dir, "smolvm"),
+  SMOLVM_DOUBLE_VERSION: version,
+  XDG_CACHE_HOME: join(dir, "cache"),
+});
+
 const TABLE: Row[] = [
-  { backend: "docker", env: () => ({}), leftovers: () => Promise.resolve([]) },
+  { name: "docker", backend: "docker", env: () => ({}), leftovers: () => Promise.resolve([]) },
   {
+    // smolvm 1.9.3: the VM reaches the bundle through smolvm's gateway to the host's loopback.
+    name: "smolmachines (smolvm 1.9.3, gateway)",
     backend: "smolmachines",
-    env: (dir) => ({
-      PATH: `${DOUBLE_BIN}:${process.env["PATH"] ?? ""}`,
-      SMOLVM_DATA_DIR: join(dir, "smolvm"),
-      XDG_CACHE_HOME: join(dir, "cache"),
-    }),
-    leftovers: async (env, agent) => {
-      const { stdout } = await run("smolvm", ["machine", "ls", "--json"], { env });
-      return (JSON.parse(stdout) as { name: string; labels: Record<string, string> }[])
-        .filter((m) => m.labels["dev.bot-bottle.agent"] === agent)
-        .map((m) => `machine ${m.name}`);
-    },
+    env: smolvmEnv("1.9.3"),
+    leftovers: smolvmLeftovers,
+  },
+  {
+    // smolvm 1.14: every flow of the VM goes through the bundle's intercept daemon.
+    name: "smolmachines (smolvm 1.14.0, egress interceptor)",
+    backend: "smolmachines",
+    env: smolvmEnv("1.14.0"),
+    leftovers: smolvmLeftovers,
   },
 ];
 
 for (const row of TABLE) {
   const t = new TestBottles();
-  const agent = t.agent(row.backend === "docker" ? "dk" : "sm");
+  const agent = t.agent(row.backend === "docker" ? "dk" : row.name.includes("1.14") ? "si" : "sm");
   let upstream = "";
 
   const received = async () =>
@@ -60,7 +78,7 @@ for (const row of TABLE) {
       headers: Record<string, string>;
     }[];
 
-  describe(`the ${row.backend} backend, through the built CLI`, { timeout: 15 * 60_000 }, () => {
+  describe(`the ${row.name} backend, through the built CLI`, { timeout: 15 * 60_000 }, () => {
     let slug = "";
     let manifest: Record<string, unknown> = {};
 
@@ -249,6 +267,32 @@ for (const row of TABLE) {
       const wrong = await via(`http://agent:${"0".repeat(64)}@127.0.0.1:${port}`);
       assert.match(wrong.stderr, /CONNECT tunnel failed, response 407/);
       assert.equal((await received()).length, before + 1, "only the keyed request arrived");
+
+      if (!row.name.includes("interceptor")) return;
+      // Through the interceptor, nothing on the host's loopback is in reach, not even by smolvm's
+      // gateway: a server there sees no connection while the proxy keeps answering.
+      const server = createServer((socket) => socket.end("host\n"));
+      let touched = 0;
+      server.on("connection", () => touched++);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port: hostPort } = server.address() as AddressInfo;
+        for (const host of ["100.96.0.1", "host.smolvm.internal"]) {
+          const r = await t.sh(
+            slug,
+            `curl -sS --noproxy '*' -m 2 http://${host}:${hostPort}/ 2>&1; echo "exit $?"`,
+          );
+          assert.doesNotMatch(r.stdout, /exit 0$/, `${host}: ${r.stdout}`);
+        }
+        const proxy = await t.sh(
+          slug,
+          "curl -sS -o /dev/null -w '%{http_code}' https://api.anthropic.com/v1/twin",
+        );
+        assert.equal(proxy.stdout, "200", proxy.stderr);
+        assert.equal(touched, 0, "the host's loopback server saw no connection");
+      } finally {
+        server.close();
+      }
     });
 
     test("logs show the bundle's events; stop keeps the state and leaves nothing behind", async () => {
