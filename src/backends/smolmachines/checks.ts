@@ -3,6 +3,7 @@ import { constants } from "node:fs";
 import { access } from "node:fs/promises";
 import { CommandFailedError, CommandNotFoundError, run } from "../../exec/run.js";
 import type { Check } from "../../shared/checks.js";
+import { hasInterceptor, parseVersion } from "./smolvm.js";
 
 /** The first line smolvm wrote on stderr, else the error's own. */
 function reason(err: unknown): string {
@@ -39,10 +40,13 @@ export async function smolvmChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   const kvm = await kvmCheck();
   try {
     const { stdout } = await run("smolvm", ["--version"], { env, timeoutMs: 10_000 });
-    return [
-      { name: "smolvm", status: "ok", detail: `installed: ${stdout.trim().split("\n")[0] ?? ""}` },
-      kvm,
-    ];
+    const line = stdout.trim().split("\n")[0] ?? "";
+    const version = parseVersion(line);
+    const route =
+      version && hasInterceptor(version)
+        ? "every VM flow goes through the bundle's egress interceptor"
+        : "no egress interceptor: a VM reaches its bundle through smolvm's gateway, and the host's loopback with it";
+    return [{ name: "smolvm", status: "ok", detail: `installed: ${line} (${route})` }, kvm];
   } catch (err) {
     return [
       {
