@@ -16,18 +16,24 @@ export type { Backend, BackendName };
 export * as dockerEngine from "./docker/engine.js";
 
 /** The backend of that name, driving its tools with this environment. */
-export function openBackend(name: BackendName, env: NodeJS.ProcessEnv): Backend {
+export function openBackend(
+  name: BackendName,
+  env: NodeJS.ProcessEnv,
+  docker = new DockerCli(env),
+): Backend {
   switch (name) {
     case "docker":
-      return new DockerBackend(new DockerCli(env));
+      return new DockerBackend(docker);
     case "smolmachines":
-      return new SmolBackend(new SmolvmCli(env), new DockerCli(env), env);
+      return new SmolBackend(new SmolvmCli(env), docker, env);
   }
 }
 
-/** Every backend this machine may hold bottles of (listing, cleanup and trust look at all). */
+/** Every backend this machine may hold bottles of (listing, cleanup and trust look at all),
+ * sharing one engine client. */
 export function allBackends(env: NodeJS.ProcessEnv): Backend[] {
-  return BACKEND_NAMES.map((name) => openBackend(name, env));
+  const docker = new DockerCli(env);
+  return BACKEND_NAMES.map((name) => openBackend(name, env, docker));
 }
 
 /** What `doctor` reports about the backends: Docker's checks, then smolvm's. */

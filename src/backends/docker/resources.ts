@@ -49,8 +49,26 @@ export function parsePorts(label: string): Record<string, number> {
   return out;
 }
 
-/** Every container and network carrying bot-bottle's labels, optionally of one bottle. */
-export async function dockerResources(docker: DockerCli, slug?: string): Promise<Resource[]> {
+/** Listings under way, per engine client and filter: backends asking at once share one. */
+const pending = new WeakMap<DockerCli, Map<string, Promise<Resource[]>>>();
+
+/**
+ * Every container and network carrying bot-bottle's labels, optionally of one bottle. Both
+ * backends keep their bundles on the engine: when they ask at the same moment (`ls`, the trust
+ * checks of `start`), the engine is asked once.
+ */
+export function dockerResources(docker: DockerCli, slug?: string): Promise<Resource[]> {
+  let byFilter = pending.get(docker);
+  if (!byFilter) pending.set(docker, (byFilter = new Map<string, Promise<Resource[]>>()));
+  const key = slug ?? "";
+  const running = byFilter.get(key);
+  if (running) return running;
+  const listing = listResources(docker, slug).finally(() => byFilter.delete(key));
+  byFilter.set(key, listing);
+  return listing;
+}
+
+async function listResources(docker: DockerCli, slug?: string): Promise<Resource[]> {
   const filter = ["--filter", slug ? `label=${LABELS.slug}=${slug}` : `label=${LABELS.slug}`];
   const [containers, networks] = await Promise.all([
     docker.run([
