@@ -10,7 +10,15 @@ import { errorText, findingRefusal, type Pending } from "./audit.js";
 import type { ProxyContext, Rules } from "./context.js";
 import type { Finding } from "./dlp.js";
 import { framingHeaders, HOP_BY_HOP, requestFraming, type Framing } from "./framing.js";
-import { decideRequest, parseAuthority, refuse, type Decision, type Target } from "./policy.js";
+import { keyRefusal, type AgentKey } from "./agent-key.js";
+import {
+  decideRequest,
+  parseAuthority,
+  refuse,
+  type Decision,
+  type Refusal,
+  type Target,
+} from "./policy.js";
 import type { Address } from "./resolve.js";
 
 export interface Admitted {
@@ -222,4 +230,24 @@ function outgoingHeaders(
 function authorityOf(target: Target, tls: boolean): string {
   const host = target.host.includes(":") ? `[${target.host}]` : target.host;
   return target.port === (tls ? 443 : 80) ? host : `${host}:${target.port}`;
+}
+
+/**
+ * For a request entering the proxy (not one inside a tunnel): the refusal when it lacks the key,
+ * with `p` told the absolute-form target it named, so the audit line says where it meant to go.
+ */
+export function refusedForKey(
+  key: AgentKey | undefined,
+  req: IncomingMessage,
+  p: Pending,
+): Refusal | undefined {
+  const refusal = keyRefusal(key, req);
+  if (refusal && req.method !== "CONNECT" && /^http:\/\//i.test(req.url ?? "")) {
+    const { target, path } = splitAbsoluteForm(req.url ?? "");
+    if (target) {
+      p.target = target;
+      p.path = path;
+    }
+  }
+  return refusal;
 }

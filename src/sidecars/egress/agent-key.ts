@@ -17,8 +17,6 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { splitAbsoluteForm } from "./admission.js";
-import type { Pending } from "./audit.js";
 import { refuse, type Refusal } from "./policy.js";
 
 export const PROXY_AUTH_TAG = "proxy-auth-required";
@@ -102,26 +100,6 @@ export function keyRefusal(
       "the Proxy-Authorization header does not carry this bottle's proxy key",
     );
   return undefined;
-}
-
-/**
- * For a request entering the proxy (not one inside a tunnel): the refusal when it lacks the key,
- * with `p` told the absolute-form target it named, so the audit line says where it meant to go.
- */
-export function refusedForKey(
-  key: AgentKey | undefined,
-  req: IncomingMessage,
-  p: Pending,
-): Refusal | undefined {
-  const refusal = keyRefusal(key, req);
-  if (refusal && req.method !== "CONNECT" && /^http:\/\//i.test(req.url ?? "")) {
-    const { target, path } = splitAbsoluteForm(req.url ?? "");
-    if (target) {
-      p.target = target;
-      p.path = path;
-    }
-  }
-  return refusal;
 }
 
 /** The headers a key refusal adds to the usual refusal headers. */

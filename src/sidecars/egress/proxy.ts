@@ -39,6 +39,7 @@ import { refuse, type Target } from "./policy.js";
 import { Resolver, systemLookup } from "./resolve.js";
 import { Turns } from "./turns.js";
 import { handleUpgrade } from "./upgrade.js";
+import { listenOn } from "../listen.js";
 
 export type { EgressOptions, Lookup } from "./context.js";
 
@@ -201,13 +202,7 @@ export class EgressProxy implements ProxyContext {
   }
 
   listen(port: number, host = "0.0.0.0"): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        const address = this.server.address();
-        resolve(typeof address === "object" && address ? address.port : port);
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   close(): Promise<void> {

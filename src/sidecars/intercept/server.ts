@@ -11,6 +11,7 @@ import type { InterceptConfig } from "../../shared/intercept-config.js";
 import type { Logger } from "../log.js";
 import { admittingFlow, ECONNREFUSED, errnoFor, tokenMatches, VERDICT_CONNECTED } from "./flows.js";
 import { parsePreamble, type Preamble } from "./preamble.js";
+import { listenOn } from "../listen.js";
 
 export interface InterceptOptions {
   config: InterceptConfig;
@@ -42,13 +43,7 @@ export class InterceptServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        const address = this.server.address();
-        resolve(typeof address === "object" && address ? address.port : port);
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   /** Stops listening and cuts every flow (each guest sees its connection end). */
