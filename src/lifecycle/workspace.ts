@@ -8,7 +8,7 @@ import { CommandFailedError, CommandNotFoundError, run } from "../exec/run.js";
 
 export async function grantWorkspace(path: string, uid: number): Promise<void> {
   try {
-    await run("setfacl", ["-R", "-m", `u:${uid}:rwX,d:u:${uid}:rwX`, "--", path]);
+    await run("setfacl", ["-R", "-P", "-m", `u:${uid}:rwX,d:u:${uid}:rwX`, "--", path]);
   } catch (err) {
     const why =
       err instanceof CommandNotFoundError

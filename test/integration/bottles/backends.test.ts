@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -170,6 +170,10 @@ for (const row of TABLE) {
       await mkdir(owned, { mode: 0o700 });
       await chown(owned, 1234, 1235);
       await mkdir(rootOnly, { mode: 0o700 });
+      // A link an earlier agent left in the folder: the grant must not follow it out.
+      const outside = join(t.dir, "outside");
+      await mkdir(outside, { mode: 0o700 });
+      await symlink(outside, join(rootOnly, "way-out"));
       for (const [dir, uid] of [
         [owned, 1234],
         [rootOnly, 1000],
@@ -186,6 +190,8 @@ for (const row of TABLE) {
       assert.match(acl.stdout, /^user:1000:rwx$/m, "the root-owned folder got an ACL entry");
       assert.match(acl.stdout, /^default:user:1000:rwx$/m);
       assert.equal((await stat(rootOnly)).uid, 0, "its owner did not change");
+      const beyond = await run("getfacl", ["-pn", outside]);
+      assert.doesNotMatch(beyond.stdout, /user:1000/, "no ACL beyond the workspace");
     });
 
     test("egress: the upstream gets the real token, the agent only the placeholder, others are refused", async () => {
