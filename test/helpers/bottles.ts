@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../../src/exec/run.js";
 import { runCli, type CliResult } from "./cli.js";
+import { startFakeModel, type FakeModel } from "./fake-model.js";
 
 export class TestBottles {
   readonly id = randomBytes(3).toString("hex");
@@ -102,6 +103,15 @@ export class TestBottles {
       "node",
       "/fixtures/fake-upstream.mjs",
     ]);
+  }
+
+  /**
+   * The fake model API (test/fixtures/fake-model.mjs) in a container of the test's own on
+   * `network`, serving the certificates in `certs` (see fake-model.ts fakeModelCerts); resolves
+   * once it listens, with its container name and address.
+   */
+  fakeModel(certs: string, network: string): Promise<FakeModel> {
+    return startFakeModel((args) => this.container(args), certs, network);
   }
 
   async network(args: string[]): Promise<string> {
