@@ -11,6 +11,7 @@ export type ErrorCode =
   | "prerequisite_missing"
   | "command_failed"
   | "refused"
+  | "provision_failed"
   | "internal";
 
 export const EXIT = {

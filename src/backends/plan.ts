@@ -26,7 +26,12 @@ export interface NetworkPlan {
 export interface BottlePlan {
   slug: string;
   backend: BackendName;
-  agent: { name: string; template: string };
+  agent: {
+    name: string;
+    template: string;
+    /** Hosts of the routes the template added to the bottle's own (the model API). */
+    templateHosts: string[];
+  };
   bottle: { name: string };
   manifest: { file: string; sha256: string };
   stateDir: string;
@@ -68,6 +73,8 @@ export interface BottlePlan {
     limits: { memory: string; pids: number; cpus: number };
   };
   agentContainer: ContainerPlan & {
+    /** How the agent's image is made (before its user gets the bottle's ids, see baseImage). */
+    build: AgentImagePlan;
     user: string;
     /** The ids the agent's user has in this bottle: the workspace owner's, unless that is root. */
     uid: number;
@@ -79,8 +86,12 @@ export interface BottlePlan {
     limits: { memory: string; pids: number };
     /** PID 1's command: keeps the container up between sessions. */
     command: string[];
-    /** What an interactive session runs. */
+    /** What an interactive session runs: the agent's UI. */
     attach: string[];
+    /** One headless task (`bot-bottle run`): the prompt is appended as its last argument. */
+    headless: string[];
+    /** What provisioning writes in the agent before it is handed over. */
+    provision: AgentProvisionPlan;
     /** Token variables the agent holds a placeholder for (same name as on the host). */
     placeholderEnv: string[];
     /**
@@ -99,6 +110,28 @@ export interface BottlePlan {
   /** Files copied into the state dir before launch: path relative to it -> a host path, or a
    * path relative to the state dir (the CA certificate made at start). */
   copies: Record<string, string>;
+}
+
+/** Files, skills and the git identity provisioning puts in the agent (as its user). */
+export interface AgentProvisionPlan {
+  files: { path: string; content: string; mode: number; what: string }[];
+  /** Host skill folders, each copied to its place under the agent's home. */
+  skills: { host: string; container: string }[];
+  gitUser?: { name: string; email: string };
+}
+
+/**
+ * The agent's image: the template's image (built from images/<template>), then each Dockerfile of
+ * the cascade layered on the previous one (`ARG BASE_IMAGE`): a user plugin's, the agent's
+ * `dockerfile`, the bottle's. Each layer is rebuilt only when its inputs changed.
+ */
+export interface AgentImagePlan {
+  /** The image under images/ the cascade starts from ("shell", "claude", "codex"). */
+  template: string;
+  /** Dockerfiles layered on it, in order; the folder holding each is its build context. */
+  layers: { what: string; dockerfile: string }[];
+  /** The image the cascade ends in: the template's own when there are no layers. */
+  ref: string;
 }
 
 /** A host file bot-bottle reads and acts on with the operator's authority. */

@@ -11,6 +11,7 @@ import type { Backend } from "../backends/backend.js";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import type { ManifestIndex } from "../manifest/index.js";
 import { egressConfigFor } from "../plan/egress.js";
+import { applyTemplate } from "../plan/template.js";
 import { egressWidening, type Widening } from "../plan/egress-diff.js";
 import { trustedFiles } from "../plan/plan.js";
 import { describeRoutes } from "../plan/summary.js";
@@ -93,7 +94,8 @@ export async function applyEgress(options: {
       `the manifest ${index.file} has no agent "${meta.agent}" (the agent of ${slug})`,
       `apply from the manifest the bottle was started from (-f ${meta.manifest.file})`,
     );
-  const manifest = index.select(meta.agent);
+  // The template's routes (the model API) stay: they are the bottle's as much as its own.
+  const manifest = applyTemplate(index.select(meta.agent)).manifest;
   if (manifest.bottle.name !== meta.bottle)
     throw new UsageError(
       `agents.${meta.agent}.bottle is now "${manifest.bottle.name}", but ${slug} runs bottle "${meta.bottle}"`,

@@ -12,6 +12,7 @@ import type { Backend, BackendName, Bottle } from "../backends/backend.js";
 import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
 import { formatPath } from "../manifest/problems.js";
+import { provisionAgent, provisionLine, type ProvisionResult } from "../provision/agent.js";
 import { caInstallStep } from "../provision/ca.js";
 import {
   assertCaged,
@@ -23,7 +24,8 @@ import {
 } from "../provision/cage.js";
 import { placeholderFor } from "../shared/placeholders.js";
 import type { BottlePlan } from "../backends/plan.js";
-import { agentImageFor, newId, planBottle } from "../plan/plan.js";
+import { newId, planBottle } from "../plan/plan.js";
+import { applyTemplate } from "../plan/template.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { refuseOwnExposures } from "./trust.js";
 import { grantWorkspace } from "./workspace.js";
@@ -77,7 +79,7 @@ export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
     id: newId(randomBytes),
     workspace,
     stateRoot: stateRoot(env),
-    images: { agent: agentImageFor(manifest.agent.template), bundle: "bot-bottle/bundle:latest" },
+    images: { bundle: "bot-bottle/bundle:latest" },
     ...(options.backend ? { backend: options.backend } : {}),
   });
   await refuseOwnExposures(plan);
@@ -86,10 +88,17 @@ export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
 
 /** Everything a bottle needs from this host before anything is created. */
 export function refuseMissingHostParts(manifest: Manifest, env: NodeJS.ProcessEnv): void {
-  const missing = hostWarnings(manifest, env);
+  const missing = hostWarnings(manifest, env).map((w) => `${formatPath(w.path)} ${w.message}`);
+  // The template's own routes (the model API) are not in the file: name the template instead.
+  const templated = applyTemplate(manifest).manifest;
+  for (const r of templated.bottle.egress.routes.slice(manifest.bottle.egress.routes.length))
+    if (r.auth && !env[r.auth.token_env])
+      missing.push(
+        `the "${manifest.agent.template}" template takes the key for ${r.host} from $${r.auth.token_env}, which is not set in this shell — set it, or declare your own route for ${r.host} in bottles.${manifest.bottle.name}.egress.routes`,
+      );
   if (missing.length === 0) return;
   throw new NotReadyError(
-    `this bottle cannot start yet:\n${missing.map((w) => `  ${formatPath(w.path)} ${w.message}`).join("\n")}`,
+    `this bottle cannot start yet:\n${missing.map((m) => `  ${m}`).join("\n")}`,
     "set the variables in this shell and create the files, then start again",
   );
 }
@@ -109,6 +118,11 @@ export function metadataFromPlan(plan: BottlePlan, now: Date, pid: number): Bott
     manifest: plan.manifest,
     labels: plan.bundle.labels,
     containers: { agent: plan.agentContainer.name, bundle: plan.bundle.name },
+    session: {
+      argv: plan.agentContainer.attach,
+      workdir: plan.agentContainer.workdir,
+      user: plan.agentContainer.user,
+    },
     networks: {
       ...(plan.networks.internal ? { internal: plan.networks.internal.name } : {}),
       egress: plan.networks.egress.name,
@@ -142,6 +156,7 @@ export async function launch(
     }
     const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
     let cage: CageResult | undefined;
+    let provisioned: ProvisionResult | undefined;
     const bottle = await backend.launch(plan, {
       progress,
       bundleSecrets,
@@ -150,10 +165,16 @@ export async function launch(
       // while the bundle gets ready: the install needs only the agent, and the self-test needs
       // no CA (it speaks plain HTTP to the proxy) and waits for the bundle itself. The host's
       // addresses are read now: they include the bridges of this bottle's own networks.
+      // Provisioning the agent's home (as its user) needs neither and runs beside them.
       whileBundleStarts: async (agent) => {
-        cage = await selfTestCage(agent, cageProbes(await agent.reach(), hostAddresses()), {
-          alongside: caInstallStep(ca),
-        });
+        const a = plan.agentContainer;
+        [cage, provisioned] = await Promise.all([
+          (async () =>
+            selfTestCage(agent, cageProbes(await agent.reach(), hostAddresses()), {
+              alongside: caInstallStep(ca),
+            }))(),
+          provisionAgent(agent, a.provision, { user: a.user, home: a.home }),
+        ]);
       },
     });
     try {
@@ -161,6 +182,7 @@ export async function launch(
       await updateMetadata(plan.stateDir, { cage: cage.record });
       assertCaged(plan.slug, cage);
       progress.done(`cage: ${cageLine(cage.record)}`);
+      if (provisioned) progress.done(`provisioned: ${provisionLine(provisioned)}`);
     } catch (err) {
       await bottle.stop();
       throw err;

@@ -46,5 +46,7 @@ export function hostWarnings(
   });
   if (m.agent.dockerfile && !exists(m.agent.dockerfile))
     out.push({ path: [...agent, "dockerfile"], message: missing });
+  if (m.bottle.dockerfile && !exists(m.bottle.dockerfile))
+    out.push({ path: [...bottle, "dockerfile"], message: missing });
   return out;
 }

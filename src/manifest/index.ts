@@ -83,6 +83,7 @@ export class ManifestIndex {
         ...bottle,
         name: agent.bottle,
         git_user: agent.git_user,
+        ...(bottle.dockerfile ? { dockerfile: path(bottle.dockerfile) } : {}),
         egress: {
           ...bottle.egress,
           ...(bottle.egress.trust_ca ? { trust_ca: path(bottle.egress.trust_ca) } : {}),

@@ -130,11 +130,26 @@ export const AgentSchema = z
     bottle: z
       .string()
       .describe("Name of the bottle, under `bottles` in this same file, that the agent runs in."),
-    prompt: z.string().optional().describe("Instructions given to the agent when it starts."),
+    model: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/, 'must be a model name, e.g. "claude-sonnet-4-5"')
+      .max(200)
+      .optional()
+      .describe(
+        "The model the agent asks its API for, passed to its CLI (claude --model, codex's `model`). Leave out for the CLI's default.",
+      ),
+    prompt: z
+      .string()
+      .optional()
+      .describe(
+        "Instructions given to the agent when it starts: Claude Code appends them to its system prompt, Codex reads them as its AGENTS.md.",
+      ),
     skills: z
       .array(z.string().min(1))
       .optional()
-      .describe("Paths of skill directories to install in the agent, relative to this file."),
+      .describe(
+        "Paths of skill folders to install in the agent (Claude Code: ~/.claude/skills/<name>/, Codex: ~/.codex/skills/<name>/), relative to this file. Each holds a SKILL.md.",
+      ),
     git_user: GitUserSchema.optional(),
     forward_host_credentials: z
       .boolean()
@@ -147,7 +162,7 @@ export const AgentSchema = z
       .min(1)
       .optional()
       .describe(
-        "Path of a Dockerfile, relative to this file, to build the agent's image from instead of the template's. It receives the build argument BASE_IMAGE.",
+        "Path of a Dockerfile, relative to this file, layered on the template's image: it starts `ARG BASE_IMAGE` then `FROM ${BASE_IMAGE}`, and its folder is the build context. Rebuilt only when it or its folder changes.",
       ),
   })
   .describe("One agent: what runs, in which bottle, with which instructions.");
@@ -327,6 +342,13 @@ export const BottleSchema = z
       .default("docker")
       .describe(
         'What runs the agent: "docker" (a container on this machine\'s Docker engine) or "smolmachines" (a smolvm microVM: a hardware boundary instead of a shared kernel; the sidecar bundle stays a container). `start --backend` overrides it.',
+      ),
+    dockerfile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Path of a Dockerfile, relative to this file, layered last on the agent's image for every agent in this bottle (after the agent's own `dockerfile`). Same form: `ARG BASE_IMAGE`, `FROM ${BASE_IMAGE}`.",
       ),
     egress: EgressSchema.default({ routes: [], extra_hosts: {} }),
     git: z.array(GitUpstreamSchema).default([]).describe("Git upstreams mirrored by the git gate."),

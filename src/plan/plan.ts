@@ -2,7 +2,8 @@
  * Manifest -> BottlePlan (the type a backend reads, backends/plan.ts): everything launch needs,
  * computed once and without side effects, so it can be printed as the preflight summary.
  */
-import { basename, dirname, join, resolve as resolvePath } from "node:path";
+import { createHash } from "node:crypto";
+import { basename, dirname, join, posix, resolve as resolvePath } from "node:path";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../manifest/index.js";
 import { AGENT_KEY_ENV, AUDIT_DIR, CA_KEY_ENV } from "../shared/egress-config.js";
@@ -23,11 +24,14 @@ import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
 import {
   bundleAddress,
   userImageRef,
+  type AgentImagePlan,
   type BackendName,
   type BottlePlan,
   type TrustedFile,
 } from "../backends/plan.js";
+import type { AgentSession } from "../providers/provider.js";
 import { agentEgressEnv, egressConfigFor, tokenEnvNames } from "./egress.js";
+import { applyTemplate } from "./template.js";
 
 export const AGENT_USER = "node";
 /** The agent user's ids in the agent images, kept when the workspace belongs to root. */
@@ -44,17 +48,12 @@ export interface PlanInput {
   id: string;
   workspace: string;
   stateRoot: string;
-  images: { agent: string; bundle: string };
+  images: { bundle: string };
   /** The backend named on the command line (`start --backend`), over the bottle's own. */
   backend?: BackendName;
   /** Who owns the workspace folder, and its permission bits: the agent runs as its owner. */
   workspaceOwner: { uid: number; gid: number; mode: number };
 }
-
-/** The agent image and interactive command per template. Only `shell` has an image so far. */
-const TEMPLATES: Record<string, { attach: string[] } | undefined> = {
-  shell: { attach: ["bash", "-l"] },
-};
 
 /** The state-dir file listing a bottle's trusted files, checked by later starts and applies. */
 export const TRUSTED_FILE = "trusted.json";
@@ -82,7 +81,47 @@ export function trustedFiles(manifest: Manifest): TrustedFile[] {
     ...(manifest.agent.dockerfile
       ? [{ what: `agents.${manifest.agent.name}.dockerfile`, path: manifest.agent.dockerfile }]
       : []),
+    ...(manifest.bottle.dockerfile
+      ? [{ what: `${b}.dockerfile`, path: manifest.bottle.dockerfile }]
+      : []),
+    ...(manifest.agent.skills ?? []).map((path, i) => ({
+      what: `agents.${manifest.agent.name}.skills[${i}]`,
+      path,
+    })),
   ];
+}
+
+/**
+ * The agent's image: the template's, then the agent's and the bottle's Dockerfiles layered on
+ * it. A cascade is named by its Dockerfiles' paths; whether it is current is the build's to say
+ * (a content hash per layer).
+ */
+export function agentImagePlan(manifest: Manifest, template: string): AgentImagePlan {
+  const layers = [
+    ...(manifest.agent.dockerfile
+      ? [
+          {
+            what: `agents.${manifest.agent.name}.dockerfile`,
+            dockerfile: manifest.agent.dockerfile,
+          },
+        ]
+      : []),
+    ...(manifest.bottle.dockerfile
+      ? [
+          {
+            what: `bottles.${manifest.bottle.name}.dockerfile`,
+            dockerfile: manifest.bottle.dockerfile,
+          },
+        ]
+      : []),
+  ];
+  const templateRef = `bot-bottle/${template}:latest`;
+  if (layers.length === 0) return { template, layers, ref: templateRef };
+  const id = createHash("sha256")
+    .update([template, ...layers.map((l) => resolvePath(l.dockerfile))].join("\0"))
+    .digest("hex")
+    .slice(0, 12);
+  return { template, layers, ref: `bot-bottle/${template}-custom:${id}` };
 }
 
 export const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -91,19 +130,17 @@ export function newId(random: (n: number) => Buffer, length = 6): string {
   return [...random(length)].map((b) => ID_ALPHABET[b % ID_ALPHABET.length]).join("");
 }
 
-export function agentImageFor(template: string): string {
-  if (!TEMPLATES[template])
-    throw new UsageError(
-      `the "${template}" template cannot start bottles in this version of bot-bottle yet`,
-      'use an agent with "template": "shell" (bring your own agent), or update bot-bottle',
-    );
-  return `bot-bottle/${template}:latest`;
-}
-
-export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
+export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   if (!/^[a-z0-9]{4,12}$/.test(input.id)) throw new Error(`invalid bottle id ${input.id}`);
-  const template = TEMPLATES[manifest.agent.template];
-  if (!template) agentImageFor(manifest.agent.template);
+  const templated = applyTemplate(given);
+  const { manifest, provider } = templated;
+  const session: AgentSession = {
+    home: AGENT_HOME,
+    workspace: WORKSPACE,
+    ...(manifest.agent.model !== undefined ? { model: manifest.agent.model } : {}),
+    ...(manifest.agent.prompt !== undefined ? { prompt: manifest.agent.prompt } : {}),
+  };
+  const build = agentImagePlan(manifest, provider.image);
   const slug = `${manifest.agent.name}-${input.id}`;
   const stateDir = join(input.stateRoot, slug);
   const backend = input.backend ?? manifest.bottle.backend;
@@ -179,8 +216,8 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       `${readOnlyFiles.map((f) => f.host).join(", ")} lies in the workspace, and a smolmachines bottle shares only whole folders with its VM, so it cannot keep that file out of the agent's reach`,
       "move the manifest and the files it names out of the workspace (-f PATH), or use the docker backend",
     );
-  const gitUser = manifest.bottle.git_user;
   const agentEnv: Record<string, string> = {
+    ...provider.env(session),
     HOME: AGENT_HOME,
     USER: AGENT_USER,
     BOT_BOTTLE_SLUG: slug,
@@ -192,20 +229,16 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
           "localhost",
           "127.0.0.1",
         ])),
-    ...(gitUser
-      ? {
-          GIT_AUTHOR_NAME: gitUser.name,
-          GIT_AUTHOR_EMAIL: gitUser.email,
-          GIT_COMMITTER_NAME: gitUser.name,
-          GIT_COMMITTER_EMAIL: gitUser.email,
-        }
-      : {}),
   };
 
   return {
     slug,
     backend,
-    agent: { name: manifest.agent.name, template: manifest.agent.template },
+    agent: {
+      name: manifest.agent.name,
+      template: manifest.agent.template,
+      templateHosts: templated.templateHosts,
+    },
     bottle: { name: manifest.bottle.name },
     manifest: { file: manifest.file, sha256: manifest.sha256 },
     stateDir,
@@ -253,9 +286,10 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
     agentContainer: {
       // smolvm refuses "--" in a machine name; slugs are unique with or without it.
       name: vm ? `${prefix}-agent`.replace(/-{2,}/g, "-") : `${prefix}-agent`,
+      build,
       ...(ids.uid === AGENT_UID && ids.gid === AGENT_UID
-        ? { image: input.images.agent }
-        : { image: userImageRef(input.images.agent, ids), baseImage: input.images.agent }),
+        ? { image: build.ref }
+        : { image: userImageRef(build.ref, ids), baseImage: build.ref }),
       labels: { ...labels("agent"), [LABELS.workdir]: WORKSPACE },
       env: agentEnv,
       user: AGENT_USER,
@@ -264,7 +298,16 @@ export function planBottle(manifest: Manifest, input: PlanInput): BottlePlan {
       workdir: WORKSPACE,
       limits: { memory: "4g", pids: 1024 },
       command: ["sleep", "infinity"],
-      attach: template?.attach ?? [],
+      attach: provider.interactive(session),
+      headless: provider.headless(session),
+      provision: {
+        files: provider.files(session),
+        skills: (manifest.agent.skills ?? []).map((host) => ({
+          host,
+          container: posix.join(AGENT_HOME, provider.skillsDir, basename(host)),
+        })),
+        ...(manifest.bottle.git_user ? { gitUser: manifest.bottle.git_user } : {}),
+      },
       placeholderEnv: tokenEnvNames(manifest.bottle),
       readOnlyFiles,
     },

@@ -17,12 +17,18 @@ export function describeRoute(r: RouteRule): string {
 }
 
 /** The routes, one per line: what the agent may reach, and that nothing else is. */
-export function describeRoutes(egress: EgressConfig): string[] {
+export function describeRoutes(
+  egress: EgressConfig,
+  template?: { name: string; hosts: readonly string[] },
+): string[] {
   const head = `  egress      ${egress.routes.length ? `${egress.routes.length} route${egress.routes.length === 1 ? "" : "s"}; everything else is refused` : "no routes: every request is refused"}`;
   const mapped = Object.entries(egress.extraHosts).map(([h, ip]) => `${h} -> ${ip}`);
   return [
     head,
-    ...egress.routes.map((r) => `              ${describeRoute(r)}`),
+    ...egress.routes.map(
+      (r) =>
+        `              ${describeRoute(r)}${template?.hosts.includes(r.host) ? `  (from the ${template.name} template)` : ""}`,
+    ),
     ...(mapped.length ? [`              extra_hosts ${mapped.join(", ")}`] : []),
   ];
 }
@@ -49,7 +55,7 @@ export function describePlan(plan: BottlePlan): string[] {
       .map(([d, p]) => `${d} ${p}`)
       .join(", ")}`,
     `  networks    ${plan.networks.internal ? `${plan.networks.internal.name} (internal, no host address) and ` : ""}${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
-    ...describeRoutes(plan.egress),
+    ...describeRoutes(plan.egress, { name: plan.agent.template, hosts: plan.agent.templateHosts }),
     `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
     `  trusted     ${trustedLine(plan)}`,
     `  state       ${plan.stateDir}`,

@@ -6,9 +6,18 @@ import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { TemplateCatalog } from "../manifest/load.js";
+import { claude } from "./claude.js";
+import { codex } from "./codex.js";
+import type { AgentProvider } from "./provider.js";
+import { shell } from "./shell.js";
 
-export const BUILTIN_TEMPLATES = ["claude", "codex", "shell"] as const;
-export type BuiltinTemplate = (typeof BUILTIN_TEMPLATES)[number];
+export const BUILTIN_PROVIDERS: readonly AgentProvider[] = [claude, codex, shell];
+export const BUILTIN_TEMPLATES: readonly string[] = BUILTIN_PROVIDERS.map((p) => p.name);
+
+/** The built-in provider of that name, if there is one. */
+export function builtinProvider(name: string): AgentProvider | undefined {
+  return BUILTIN_PROVIDERS.find((p) => p.name === name);
+}
 
 export function pluginsDir(env: NodeJS.ProcessEnv): string {
   if (env["BOT_BOTTLE_PLUGINS_DIR"]) return env["BOT_BOTTLE_PLUGINS_DIR"];

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { newId, planBottle } from "../../../src/plan/plan.js";
 import { describePlan, planNotes } from "../../../src/plan/summary.js";
-import { example, load } from "../../helpers/manifest.js";
+import { example, load, NO_PLUGINS } from "../../helpers/manifest.js";
 
 function manifest(mutate: (m: Record<string, any>) => void = () => undefined) {
   const m = example();
@@ -14,7 +14,7 @@ const input = {
   id: "7k2m9x",
   workspace: "/p/site",
   stateRoot: "/state/bot-bottle",
-  images: { agent: "bot-bottle/shell:latest", bundle: "bot-bottle/bundle:latest" },
+  images: { bundle: "bot-bottle/bundle:latest" },
   workspaceOwner: { uid: 1000, gid: 1000, mode: 0o40755 },
 };
 
@@ -85,12 +85,12 @@ describe("planning a bottle", () => {
     assert.ok(!JSON.stringify(plan).includes("sk-"), "no token shape anywhere in the plan");
   });
 
-  test("carries the agent's git identity into the agent's environment", () => {
+  test("carries the agent's git identity to provisioning (git config --global as node)", () => {
     const plan = planBottle(
       manifest((d) => (d.agents.probe.git_user = { name: "P", email: "p@x.io" })).select("probe"),
       input,
     );
-    assert.equal(plan.agentContainer.env["GIT_AUTHOR_EMAIL"], "p@x.io");
+    assert.deepEqual(plan.agentContainer.provision.gitUser, { name: "P", email: "p@x.io" });
   });
 
   test("writes the init config the bundle runs, listing the egress daemon on the plan's port", () => {
@@ -109,10 +109,13 @@ describe("planning a bottle", () => {
     assert.deepEqual(planBottle(m, input), planBottle(m, input));
   });
 
-  test("refuses a template that has no image yet, saying what works", () => {
+  test("refuses a user plugin's template, which cannot start bottles yet, saying what works", () => {
+    const m = example();
+    m.agents.probe.template = "mine";
+    const index = load(m, { ...NO_PLUGINS, plugins: ["mine"] }, "/p/bot-bottle.json");
     assert.throws(
-      () => planBottle(manifest().select("coder"), input),
-      /"claude" template cannot start bottles/,
+      () => planBottle(index.select("probe"), input),
+      /"mine" template is a user plugin.*cannot start plugins yet/,
     );
   });
 

@@ -9,7 +9,7 @@ const input = {
   id: "7k2m9x",
   workspace: "/p/site",
   stateRoot: "/state/bot-bottle",
-  images: { agent: "bot-bottle/shell:latest", bundle: "bot-bottle/bundle:latest" },
+  images: { bundle: "bot-bottle/bundle:latest" },
   workspaceOwner: { uid: 1000, gid: 1000, mode: 0o40755 },
 };
 

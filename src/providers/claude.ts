@@ -1,0 +1,60 @@
+/**
+ * The claude template: Claude Code, run with full autonomy as the agent's user. It reaches
+ * api.anthropic.com through the egress proxy holding a placeholder API key; nonessential traffic
+ * (telemetry, feature flags, update checks) is switched off, so the model API is its one host.
+ */
+import { promptPath, type AgentProvider, type AgentSession } from "./provider.js";
+
+export const CLAUDE_API_HOST = "api.anthropic.com";
+
+function common(s: AgentSession): string[] {
+  return [
+    "--dangerously-skip-permissions",
+    ...(s.model !== undefined ? ["--model", s.model] : []),
+    ...(s.prompt !== undefined ? ["--append-system-prompt-file", promptPath(s.home)] : []),
+  ];
+}
+
+export const claude: AgentProvider = {
+  name: "claude",
+  summary: "Claude Code (@anthropic-ai/claude-code), key from $ANTHROPIC_API_KEY",
+  image: "claude",
+  skillsDir: ".claude/skills",
+  routes: () => [
+    {
+      host: CLAUDE_API_HOST,
+      allow_ip_literal: false,
+      tls_passthrough: false,
+      auth: { header: "x-api-key", token_env: "ANTHROPIC_API_KEY" },
+    },
+  ],
+  env: () => ({
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    DISABLE_AUTOUPDATER: "1",
+  }),
+  interactive: (s) => ["claude", ...common(s)],
+  headless: (s) => ["claude", ...common(s), "-p"],
+  files: (s) => [
+    // Claude Code's first-run questions (theme, trusting the folder) would stop an unattended
+    // start: the bottle answers them, the folder being the workspace the operator chose.
+    {
+      path: `${s.home}/.claude.json`,
+      content:
+        JSON.stringify(
+          {
+            hasCompletedOnboarding: true,
+            projects: {
+              [s.workspace]: { hasTrustDialogAccepted: true, hasCompletedProjectOnboarding: true },
+            },
+          },
+          null,
+          2,
+        ) + "\n",
+      mode: 0o600,
+      what: "Claude Code's settings",
+    },
+    ...(s.prompt !== undefined
+      ? [{ path: promptPath(s.home), content: s.prompt, mode: 0o644, what: "the agent's prompt" }]
+      : []),
+  ],
+};

@@ -1,0 +1,55 @@
+/**
+ * AgentProvider: what a template puts in a bottle. The shell, claude and codex templates (and, in
+ * time, user plugins) each answer the same questions: which image, which commands start the agent
+ * interactively and headless, which routes and variables it needs, and which files its home holds
+ * before the operator hands over. Pure: no file is read and nothing runs here.
+ */
+import type { Route } from "../manifest/schema.js";
+
+/** What a provider knows about the agent it starts in one bottle. */
+export interface AgentSession {
+  /** The agent user's home and the workspace, as the agent sees them. */
+  home: string;
+  workspace: string;
+  /** The manifest's `model`, when it names one. */
+  model?: string;
+  /** The manifest's `prompt`, when it sets one. */
+  prompt?: string;
+}
+
+/** A file written in the agent's home, as the agent's user, before the agent starts. */
+export interface AgentFile {
+  /** Absolute path in the bottle. */
+  path: string;
+  content: string;
+  /** Octal permission bits, e.g. 0o600. */
+  mode: number;
+  /** What it is, for messages: "the codex configuration". */
+  what: string;
+}
+
+export interface AgentProvider {
+  /** The template name a manifest uses. */
+  readonly name: string;
+  /** One line for `bot-bottle templates`. */
+  readonly summary: string;
+  /** The image under images/ its bottles start from. */
+  readonly image: string;
+  /** Where its skills go, below the agent's home ("" when it has no notion of skills). */
+  readonly skillsDir: string;
+  /** Routes added to the bottle's own (a bottle route for the same host and port replaces one). */
+  routes(): Route[];
+  /** Variables set in the agent (never a secret: tokens are placeholders set by launch). */
+  env(session: AgentSession): Record<string, string>;
+  /** The agent's interactive UI, run in its session in the bottle. */
+  interactive(session: AgentSession): string[];
+  /** One headless task: the prompt is appended as the last argument. */
+  headless(session: AgentSession): string[];
+  /** Files its home holds before the agent starts: configuration, the prompt. */
+  files(session: AgentSession): AgentFile[];
+}
+
+/** Where the agent's prompt is written when its CLI reads it from a file of bot-bottle's. */
+export function promptPath(home: string): string {
+  return `${home}/.bot-bottle/prompt.md`;
+}
