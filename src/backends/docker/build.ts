@@ -1,26 +1,41 @@
 /**
- * Building the images under images/ with `docker build`. BASE_IMAGE is the offline base when it
- * exists on this engine (so nothing is pulled), else the Dockerfile's public default. A recipe
- * label (a hash of the build context and the base image's id) lets an unchanged image be reused;
- * checking costs one `docker image inspect` for every image asked for.
+ * Building the images under images/ with `docker build`. BASE_IMAGE is, for an image built `from`
+ * another of the catalog (the agent templates on shell), that image, built first when needed;
+ * otherwise the offline base when it exists on this engine (so nothing is pulled), else the
+ * Dockerfile's public default. A recipe label (a hash of the build context, the build args and the
+ * base image's id) lets an unchanged image be reused; checking costs one `docker image inspect`.
+ * An image that installs an agent CLI with npm gets the host's CAs and npm registry
+ * (npm-host.ts): both count in its recipe.
  */
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Progress } from "../../shared/progress.js";
 import { PrerequisiteError, UsageError } from "../../errors.js";
-import { CommandFailedError } from "../../exec/run.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { DockerCli } from "./cli.js";
 import { LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "../../shared/labels.js";
-import { baseImageRef, DEFAULT_SUITE, imageCatalog, type ImageEntry } from "./images.js";
+import { addFolder, assembleContext, hashContext, type BuildContext } from "./context.js";
+import { dockerBuild, ImageBuildError } from "./docker-build.js";
+import {
+  agentPackageSpec,
+  baseImageRef,
+  DEFAULT_SUITE,
+  imageCatalog,
+  type AgentPackage,
+  type ImageEntry,
+} from "./images.js";
+import { imageFor, inspectImages, type InspectedImage } from "./inspect.js";
+import { BUILD_CA_FILE, npmBuildInputs, type NpmBuildInputs } from "./npm-host.js";
+
+export const RECIPE_LABEL = `${LABEL_PREFIX}.recipe`;
 
 export interface BuildOptions {
   docker: DockerCli;
   progress: Progress;
-  /** BASE_IMAGE to build from; default: the offline base when present, else the Dockerfile's. */
+  /** BASE_IMAGE of images built from no other; default: the offline base when present, else the
+   * Dockerfile's. */
   baseImage?: string;
   force: boolean;
 }
@@ -28,9 +43,15 @@ export interface BuildOptions {
 export interface BuildResult {
   name: string;
   ref: string;
+  /** The image's id after this call. */
+  id: string;
   baseImage: string;
   reused: boolean;
   seconds: number;
+  /** Bytes on disk. */
+  size: number;
+  /** The agent CLI it holds (`name@version`), for a template that installs one. */
+  agentPackage?: string;
 }
 
 type Buildable = ImageEntry & { dockerfileDir: string };
@@ -46,170 +67,175 @@ export function buildableImage(name: string): Buildable {
   return entry as Buildable;
 }
 
-/** The files of an image's build context: context path -> source path. */
-async function contextFiles(entry: Buildable): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  const walk = async (dir: string, prefix: string, keep: (p: string) => boolean): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const source = join(dir, e.name);
-      if (e.isDirectory()) await walk(source, join(prefix, e.name), keep);
-      else if (keep(e.name)) files.set(join(prefix, e.name), source);
-    }
+/**
+ * The images to ensure for `names`, each after the image it is built from, each once: asking for
+ * claude gives shell, claude.
+ */
+export function buildOrder(names: readonly string[]): Buildable[] {
+  const order: Buildable[] = [];
+  const visit = (name: string, chain: string[]): void => {
+    if (order.some((e) => e.name === name)) return;
+    if (chain.includes(name))
+      throw new Error(`images: ${[...chain, name].join(" -> ")} is a cycle of "from"`);
+    const entry = buildableImage(name);
+    if (entry.from) visit(entry.from, [...chain, name]);
+    order.push(entry);
   };
-  await walk(join(PACKAGE_ROOT, "images", entry.dockerfileDir), "", () => true);
+  for (const name of names) visit(name, []);
+  return order;
+}
+
+/** The build args an image gets besides BASE_IMAGE (they count in its recipe). */
+export function buildArgs(
+  agentPackage: AgentPackage | undefined,
+  npm: NpmBuildInputs | undefined,
+): Record<string, string> {
+  return {
+    ...(agentPackage ? { AGENT_PACKAGE: agentPackageSpec(agentPackage) } : {}),
+    ...(npm?.registry ? { NPM_REGISTRY: npm.registry } : {}),
+  };
+}
+
+/** The recipe label's value: the context's digest, the base image's id, the build args. */
+export function recipeOf(contextDigest: string, baseId: string, args: Record<string, string>) {
+  return createHash("sha256")
+    .update(contextDigest)
+    .update("\0")
+    .update(baseId)
+    .update("\0")
+    .update(JSON.stringify(Object.entries(args).sort(([a], [b]) => (a < b ? -1 : 1))))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/** The files of an image's build context. */
+async function contextOf(entry: Buildable, npm: NpmBuildInputs | undefined): Promise<BuildContext> {
+  const context: BuildContext = new Map();
+  await addFolder(context, join(PACKAGE_ROOT, "images", entry.dockerfileDir), "");
+  if (entry.agentPackage) context.set(BUILD_CA_FILE, { content: npm?.caBundle ?? "" });
   if (entry.withSidecars) {
+    const noMaps = { file: (name: string) => !name.endsWith(".map") };
     // The compiled sidecar code, and the shared types it imports; nothing else of the CLI.
     for (const part of ["sidecars", "shared"])
-      await walk(
-        join(PACKAGE_ROOT, "dist", part),
-        join("app", part),
-        (name) => !name.endsWith(".map"),
-      );
+      await addFolder(context, join(PACKAGE_ROOT, "dist", part), `app/${part}`, noMaps);
     // shared/ parses with zod, and the bundle has no node_modules of its own: zod (which has no
     // dependencies) goes beside the code, its compiled ES modules only (no sources, types, CJS).
     const zod = dirname(
       createRequire(join(PACKAGE_ROOT, "package.json")).resolve("zod/package.json"),
     );
-    await walk(
-      zod,
-      join("app", "node_modules", "zod"),
-      (name) => name.endsWith(".js") || name === "package.json" || name === "LICENSE",
-    );
+    await addFolder(context, zod, "app/node_modules/zod", {
+      file: (name) => name.endsWith(".js") || name === "package.json" || name === "LICENSE",
+    });
+    context.set("app/package.json", { content: '{ "type": "module" }\n' });
   }
-  return files;
-}
-
-async function hashFiles(files: Map<string, string>): Promise<string> {
-  const hash = createHash("sha256");
-  for (const path of [...files.keys()].sort()) {
-    hash
-      .update(path)
-      .update("\0")
-      .update(await readFile(files.get(path) as string))
-      .update("\0");
-  }
-  return hash.digest("hex");
-}
-
-async function assemble(files: Map<string, string>, withSidecars: boolean): Promise<string> {
-  const context = await mkdtemp(join(tmpdir(), "bot-bottle-build-"));
-  for (const [path, source] of files) {
-    await mkdir(dirname(join(context, path)), { recursive: true });
-    await cp(source, join(context, path));
-  }
-  if (withSidecars) await writeFile(join(context, "app", "package.json"), '{ "type": "module" }\n');
   return context;
 }
 
-interface Inspected {
-  id: string;
-  labels: Record<string, string>;
-}
-
-/** Ids and labels of the local images among `refs`, in one docker call. */
-async function inspectImages(
-  docker: DockerCli,
-  refs: readonly string[],
-): Promise<Map<string, Inspected>> {
-  const { stdout } = await docker.run(
-    [
-      "image",
-      "inspect",
-      "--format",
-      "{{json .RepoTags}}\t{{.Id}}\t{{json .Config.Labels}}",
-      ...refs,
-    ],
-    { okExitCodes: [0, 1] },
-  );
-  const found = new Map<string, Inspected>();
-  for (const line of stdout.split("\n").filter((l) => l.trim())) {
-    const [tags = "[]", id = "", labels = "null"] = line.split("\t");
-    const info = { id, labels: (JSON.parse(labels) as Record<string, string> | null) ?? {} };
-    for (const tag of JSON.parse(tags) as string[]) found.set(tag, info);
-  }
-  return found;
-}
-
-/** Builds each named image unless an image from the same recipe exists (or `force`). */
+/** Builds each named image (and those it is built from) unless an image from the same recipe
+ * exists (or `force`, which rebuilds the named ones only). */
 export async function ensureImages(
   names: readonly string[],
   options: BuildOptions,
 ): Promise<BuildResult[]> {
-  const started = Date.now();
   const { docker, progress } = options;
-  const entries = names.map(buildableImage);
+  const entries = buildOrder(names);
+  const npm = entries.some((e) => e.agentPackage) ? await npmBuildInputs(docker.env) : undefined;
   const offlineBase = baseImageRef(DEFAULT_SUITE);
-  const [inspected, ...fileSets] = await Promise.all([
+  const [inspected, ...contexts] = await Promise.all([
     inspectImages(docker, [options.baseImage ?? offlineBase, ...entries.map((e) => e.ref)]),
-    ...entries.map(contextFiles),
+    ...entries.map((e) => contextOf(e, npm)),
   ]);
-  const base = options.baseImage ?? (inspected.has(offlineBase) ? offlineBase : undefined);
-  const baseId = base ? (inspected.get(base)?.id ?? base) : "dockerfile-default";
-  const baseName = base ?? "the Dockerfile's default (pulled from its registry)";
+  const rootBase =
+    options.baseImage ?? (imageFor(inspected, offlineBase) ? offlineBase : undefined);
 
   const results: BuildResult[] = [];
   for (const [i, entry] of entries.entries()) {
-    const files = fileSets[i] as Map<string, string>;
-    const recipe = createHash("sha256")
-      .update(await hashFiles(files))
-      .update(baseId)
-      .digest("hex")
-      .slice(0, 16);
-    if (!options.force && inspected.get(entry.ref)?.labels[`${LABEL_PREFIX}.recipe`] === recipe) {
-      results.push({
-        name: entry.name,
-        ref: entry.ref,
-        baseImage: baseName,
-        reused: true,
-        seconds: 0,
-      });
+    const context = contexts[i] as BuildContext;
+    const parent = entry.from ? results.find((r) => r.name === entry.from) : undefined;
+    const base = parent ? parent.ref : rootBase;
+    const baseId = parent
+      ? parent.id
+      : base
+        ? (imageFor(inspected, base)?.id ?? base)
+        : "dockerfile-default";
+    const baseName = base ?? "the Dockerfile's default (pulled from its registry)";
+    const args = buildArgs(entry.agentPackage, entry.agentPackage ? npm : undefined);
+    const recipe = recipeOf(await hashContext(context), baseId, args);
+    const existing = imageFor(inspected, entry.ref);
+    const result = (image: InspectedImage, reused: boolean, seconds: number): BuildResult => ({
+      name: entry.name,
+      ref: entry.ref,
+      id: image.id,
+      baseImage: baseName,
+      reused,
+      seconds,
+      size: image.size,
+      ...(entry.agentPackage ? { agentPackage: agentPackageSpec(entry.agentPackage) } : {}),
+    });
+    const forced = options.force && names.includes(entry.name);
+    if (existing && !forced && existing.labels[RECIPE_LABEL] === recipe) {
+      results.push(result(existing, true, 0));
       continue;
     }
-    const buildStarted = Date.now();
+    const started = Date.now();
     progress.step(`docker build ${entry.ref} from ${baseName}`);
-    const context = await assemble(files, entry.withSidecars === true);
+    const dir = await assembleContext(context);
     try {
-      await docker.run(
+      await dockerBuild(
+        docker,
         [
-          "build",
           ...(base ? ["--build-arg", `BASE_IMAGE=${base}`] : []),
+          ...Object.entries(args).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]),
           "--label",
           `${LABEL_PREFIX}.schema=${LABEL_SCHEMA_VERSION}`,
           "--label",
           `${LABEL_PREFIX}.kind=${entry.name}`,
           "--label",
-          `${LABEL_PREFIX}.recipe=${recipe}`,
+          `${RECIPE_LABEL}=${recipe}`,
           "--tag",
           entry.ref,
-          context,
+          dir,
         ],
         {
-          onStdoutLine: (line) => {
-            if (line.trim()) progress.detail(line.trim());
+          progress,
+          onFailure: (lastLines, err) => {
+            // No offline base and no registry: say how to get a base instead of docker's pull error.
+            if (!base && /pull|manifest|registry|resolve|dial tcp/i.test(err.stderr))
+              return new PrerequisiteError(
+                `building ${entry.ref} needs its base image, which could not be pulled: ${err.stderr.trim().split("\n").pop() ?? ""}`,
+                "run `sudo bot-bottle images base` to build the base from Debian's packages, then start again",
+                err,
+              );
+            return new ImageBuildError(entry.ref, lastLines, buildHint(entry, lastLines, npm), err);
           },
         },
       );
-    } catch (err) {
-      // No offline base and no registry: say how to get a base instead of docker's pull error.
-      if (
-        !base &&
-        err instanceof CommandFailedError &&
-        /pull|manifest|registry|resolve|dial tcp/i.test(err.stderr)
-      )
-        throw new PrerequisiteError(
-          `building ${entry.ref} needs its base image, which could not be pulled: ${err.stderr.trim().split("\n").pop() ?? ""}`,
-          "run `sudo bot-bottle images base` to build the base from Debian's packages, then start again",
-          err,
-        );
-      throw err;
     } finally {
-      await rm(context, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
     }
-    const seconds = (Date.now() - buildStarted) / 1000;
+    const built = imageFor(await inspectImages(docker, [entry.ref]), entry.ref);
+    if (!built) throw new Error(`docker build reported success but ${entry.ref} is not there`);
+    const seconds = (Date.now() - started) / 1000;
     progress.done(`built ${entry.ref} in ${seconds.toFixed(1)} s`);
-    results.push({ name: entry.name, ref: entry.ref, baseImage: baseName, reused: false, seconds });
+    results.push(result(built, false, seconds));
   }
-  if (results.every((r) => r.reused) && Date.now() - started > 0)
+  if (results.every((r) => r.reused))
     progress.done(`images up to date: ${results.map((r) => r.ref).join(", ")}`);
   return results;
+}
+
+/** What to do about a failed build of one of bot-bottle's own images. */
+function buildHint(entry: Buildable, lastLines: string[], npm: NpmBuildInputs | undefined): string {
+  const output = lastLines.join("\n");
+  if (
+    entry.agentPackage &&
+    /self[- ]signed certificate|unable to get local issuer|UNABLE_TO_VERIFY/i.test(output)
+  )
+    return (
+      `npm could not verify the registry's certificate with the CAs taken from ${npm?.caSources.join(" and ") || "nowhere (none found)"}: ` +
+      "set NODE_EXTRA_CA_CERTS to a file holding the CA your network's TLS inspection uses, then build again"
+    );
+  if (entry.agentPackage && /E404|ETARGET|ENOTFOUND|EAI_AGAIN|ECONNREFUSED/.test(output))
+    return `npm could not fetch ${agentPackageSpec(entry.agentPackage)} from ${npm?.registry ?? "the npm registry"}: check the host's npm registry setting and network`;
+  return `the whole output: \`bot-bottle images build ${entry.name}\` shows each step`;
 }

@@ -24,7 +24,8 @@ export interface EngineInfo {
 }
 
 export class DockerCli {
-  private readonly env: NodeJS.ProcessEnv;
+  /** The environment docker runs with (the operator's: DOCKER_HOST, proxies, npm and CA settings). */
+  readonly env: NodeJS.ProcessEnv;
 
   constructor(env: NodeJS.ProcessEnv) {
     this.env = env;
