@@ -30,6 +30,11 @@ npm run --silent build
 # as root), or fails naming what to run; then it runs doctor's checks.
 if [ "$tier" != unit ]; then
   node dist/cli/bin.js setup
+  # The interactive tests drive `bot-bottle start` in a terminal of tmux's own.
+  if ! command -v tmux >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q tmux >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q tmux >/dev/null; }
+  fi
 fi
 
 # A file listed twice runs once.
