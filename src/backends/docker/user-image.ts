@@ -1,26 +1,36 @@
 /**
  * The agent image with its user given the workspace owner's ids, so what the agent writes in the
- * workspace is the operator's. Built from the template's image in one layer (usermod and groupmod
+ * workspace is the operator's. Built from the cascade's image in one layer (usermod and groupmod
  * re-own the user's files at build time, where no host folder is mounted), named by the ids, and
- * reused while the template's image is the one it was built from. No capability is added to the
+ * reused while that image is the one it was built from. No capability is added to the
  * agent for it: nothing is re-owned at run time.
  */
 import { LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "../../shared/labels.js";
 import type { Progress } from "../../shared/progress.js";
 import type { BottlePlan } from "../plan.js";
-import { ensureImages } from "./build.js";
+import { ensureImages, type BuildResult } from "./build.js";
+import { ensureLayers } from "./layers.js";
 import type { DockerCli } from "./cli.js";
 
 const BASE_LABEL = `${LABEL_PREFIX}.user-image-base`;
 
-/** The images a plan runs: the bundle's and the template's, and the agent's with its ids. */
+/**
+ * The images a plan runs: the bundle's; the agent's cascade (the template's image, then its
+ * layers, ending in `build.ref`); and that image with the agent's user given the bottle's ids.
+ */
 export async function ensurePlanImages(
   docker: DockerCli,
   plan: BottlePlan,
   progress: Progress,
 ): Promise<void> {
-  await ensureImages(["bundle", plan.agent.template], { docker, progress, force: false });
   const a = plan.agentContainer;
+  const results = await ensureImages(["bundle", a.build.template], {
+    docker,
+    progress,
+    force: false,
+  });
+  const template = results.find((r) => r.name === a.build.template) as BuildResult;
+  await ensureLayers(docker, a.build, template, progress);
   if (a.baseImage)
     await ensureUserImage(docker, {
       base: a.baseImage,
