@@ -6,7 +6,11 @@ import {
   buildImages,
   DEFAULT_MIRROR,
   DEFAULT_SUITE,
+  formatSize,
+  listImages,
   SUITES,
+  type BuildResult,
+  type ImageListing,
   type Suite,
 } from "../backends/images.js";
 import type { CliContext } from "./context.js";
@@ -63,7 +67,60 @@ export function registerImages(program: Command, ctx: CliContext): void {
           ...(options.base ? { baseImage: options.base } : {}),
         });
         if (options.json) writeLine(ctx.stdout, JSON.stringify(results));
-        else for (const r of results) writeLine(ctx.stdout, r.ref);
+        else for (const line of table(results.map(buildRow))) writeLine(ctx.stdout, line);
       },
     );
+  images
+    .command("ls")
+    .description("list bot-bottle's images: present or missing, size, and the agent CLI each holds")
+    .option("--json", "print the images as JSON")
+    .action(async (options: { json?: boolean }) => {
+      const listing = await listImages(ctx.env);
+      if (options.json) writeLine(ctx.stdout, JSON.stringify(listing));
+      else
+        for (const line of table([
+          ["NAME", "IMAGE", "STATUS", "SIZE", "AGENT CLI"],
+          ...listing.map(listRow),
+        ]))
+          writeLine(ctx.stdout, line);
+    });
+}
+
+function buildRow(r: BuildResult): string[] {
+  return [
+    r.ref,
+    r.reused ? "up to date" : `built in ${r.seconds.toFixed(1)} s`,
+    formatSize(r.size),
+    r.agentPackage ?? "",
+  ];
+}
+
+function listRow(l: ImageListing): string[] {
+  const status = l.present
+    ? l.pinned && l.built !== l.pinned
+      ? `outdated (pinned: ${l.pinned})`
+      : "present"
+    : l.builtOnStart
+      ? "missing (start builds it)"
+      : "missing";
+  return [
+    l.name,
+    l.ref,
+    status,
+    l.size === undefined ? "-" : formatSize(l.size),
+    l.built ?? l.pinned ?? "-",
+  ];
+}
+
+/** Rows as columns padded to their widest cell; trailing spaces trimmed. */
+function table(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows)
+    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd(),
+  );
 }

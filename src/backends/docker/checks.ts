@@ -8,7 +8,8 @@ import type { Check } from "../../shared/checks.js";
 import { LABEL_SCHEMA_VERSION, LABELS } from "../../shared/labels.js";
 import { diskCheck } from "../../state/disk.js";
 import { engineFailureReason, type DockerCli } from "./cli.js";
-import { imageCatalog } from "./images.js";
+import { AGENT_VERSION_LABEL, agentPackageSpec, imageCatalog } from "./images.js";
+import { formatSize, imageFor, inspectImages, type InspectedImage } from "./inspect.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
 
 async function engineCheck(docker: DockerCli): Promise<Check> {
@@ -83,35 +84,53 @@ async function isolationCheck(docker: DockerCli): Promise<Check> {
   }
 }
 
+/**
+ * One line per image of the catalog: present (with its size, and the agent CLI it holds), or
+ * missing with how to get it. A template start builds (claude, codex) missing is only info.
+ */
 async function imageChecks(docker: DockerCli, engineUp: boolean): Promise<Check[]> {
-  return Promise.all(
-    imageCatalog().map(async (image): Promise<Check> => {
-      const name = `image ${image.name}`;
-      if (!engineUp)
-        return {
-          name,
-          status: "warn",
-          detail: `${image.ref}: cannot check while the engine is down`,
-        };
-      try {
-        const labels = await docker.imageLabels(image.ref);
-        return labels
-          ? { name, status: "ok", detail: `${image.ref} present (${image.purpose})` }
-          : {
-              name,
-              status: "warn",
-              detail: `${image.ref} is missing (${image.purpose})`,
-              remedy: image.remedy,
-            };
-      } catch (err) {
-        return {
-          name,
-          status: "warn",
-          detail: `${image.ref}: cannot inspect: ${engineFailureReason(err)}`,
-        };
-      }
-    }),
-  );
+  const catalog = imageCatalog();
+  if (!engineUp)
+    return catalog.map((image) => ({
+      name: `image ${image.name}`,
+      status: "warn",
+      detail: `${image.ref}: cannot check while the engine is down`,
+    }));
+  let found: Map<string, InspectedImage>;
+  try {
+    found = await inspectImages(
+      docker,
+      catalog.map((i) => i.ref),
+    );
+  } catch (err) {
+    return catalog.map((image) => ({
+      name: `image ${image.name}`,
+      status: "warn",
+      detail: `${image.ref}: cannot inspect: ${engineFailureReason(err)}`,
+    }));
+  }
+  return catalog.map((image): Check => {
+    const name = `image ${image.name}`;
+    const local = imageFor(found, image.ref);
+    if (!local)
+      return {
+        name,
+        status: image.builtOnStart ? "info" : "warn",
+        detail: `${image.ref} is missing (${image.purpose})`,
+        remedy: image.remedy,
+      };
+    const pinned = image.agentPackage ? agentPackageSpec(image.agentPackage) : undefined;
+    const built = local.labels[AGENT_VERSION_LABEL];
+    const facts = [formatSize(local.size), ...(built ? [built] : [])].join(", ");
+    if (pinned && built !== pinned)
+      return {
+        name,
+        status: "info",
+        detail: `${image.ref} present, ${facts}, but this bot-bottle pins ${pinned} (start rebuilds it)`,
+        remedy: `run \`bot-bottle images build ${image.name}\``,
+      };
+    return { name, status: "ok", detail: `${image.ref} present, ${facts} (${image.purpose})` };
+  });
 }
 
 export async function dockerChecks(docker: DockerCli): Promise<Check[]> {
