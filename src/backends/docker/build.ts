@@ -108,8 +108,11 @@ export function recipeOf(contextDigest: string, baseId: string, args: Record<str
     .slice(0, 16);
 }
 
-/** The files of an image's build context. */
-async function contextOf(entry: Buildable, npm: NpmBuildInputs | undefined): Promise<BuildContext> {
+/** The files of an image's build context (a template that runs npm gets the host's CAs in it). */
+export async function imageContext(
+  entry: Buildable,
+  npm: NpmBuildInputs | undefined,
+): Promise<BuildContext> {
   const context: BuildContext = new Map();
   await addFolder(context, join(PACKAGE_ROOT, "images", entry.dockerfileDir), "");
   if (entry.agentPackage) context.set(BUILD_CA_FILE, { content: npm?.caBundle ?? "" });
@@ -143,7 +146,7 @@ export async function ensureImages(
   const offlineBase = baseImageRef(DEFAULT_SUITE);
   const [inspected, ...contexts] = await Promise.all([
     inspectImages(docker, [options.baseImage ?? offlineBase, ...entries.map((e) => e.ref)]),
-    ...entries.map((e) => contextOf(e, npm)),
+    ...entries.map((e) => imageContext(e, npm)),
   ]);
   const rootBase =
     options.baseImage ?? (imageFor(inspected, offlineBase) ? offlineBase : undefined);
