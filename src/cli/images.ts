@@ -56,7 +56,10 @@ export function registerImages(program: Command, ctx: CliContext): void {
       "--base <ref>",
       "BASE_IMAGE to build from (default: the offline base when it exists, else the Dockerfile's)",
     )
-    .option("--force", "rebuild even when the image is up to date")
+    .option(
+      "--force",
+      "rebuild the named images (every step, without docker's cache) even when up to date",
+    )
     .option("--json", "print the results as JSON")
     .action(
       async (names: string[], options: { base?: string; force?: boolean; json?: boolean }) => {

@@ -187,6 +187,8 @@ export async function ensureImages(
       await dockerBuild(
         docker,
         [
+          // Forced: every step runs again (fresh packages), not only the recipe label changes.
+          ...(forced ? ["--no-cache"] : []),
           ...(base ? ["--build-arg", `BASE_IMAGE=${base}`] : []),
           ...Object.entries(args).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]),
           "--label",

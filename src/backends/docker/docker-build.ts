@@ -1,6 +1,7 @@
 /**
  * One `docker build`, its output shown as progress, and its failure told with the last lines
  * docker printed (the failing step's own output, which the classic builder prints on stdout).
+ * `--force-rm`: a failed step's container is removed too, not left behind.
  */
 import { BotBottleError, EXIT } from "../../errors.js";
 import { CommandFailedError } from "../../exec/run.js";
@@ -62,7 +63,7 @@ export async function dockerBuild(
     if (shown) options.progress.detail(shown);
   };
   try {
-    await docker.run(["build", ...args], {
+    await docker.run(["build", "--force-rm", ...args], {
       onStdoutLine: onLine,
       onStderrLine: tail.push.bind(tail),
     });
