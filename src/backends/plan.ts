@@ -92,8 +92,12 @@ export interface BottlePlan {
     headless: string[];
     /** What provisioning writes in the agent before it is handed over. */
     provision: AgentProvisionPlan;
-    /** Token variables the agent holds a placeholder for (same name as on the host). */
-    placeholderEnv: string[];
+    /**
+     * The agent's placeholder variables: agent variable -> the host variable whose token it
+     * stands for. Each token variable under its own name, and under the name the agent's CLI
+     * reads (ANTHROPIC_API_KEY) when that differs.
+     */
+    placeholderEnv: Record<string, string>;
     /**
      * Trusted files that lie directly in the workspace folder (the manifest beside the project's
      * code), bound read-only over themselves: a file there is a mount point the agent can neither
@@ -139,6 +143,28 @@ export interface TrustedFile {
   /** What it is, as the operator wrote it: "the manifest", or the field's JSON path. */
   what: string;
   path: string;
+}
+
+/**
+ * In a provisioned file, stands for the placeholder of an agent variable (its last `last`
+ * characters when given); provisioning writes the value, known only at launch, in its place.
+ */
+export function placeholderRef(agentVar: string, last?: number): string {
+  return `{placeholder:${agentVar}${last !== undefined ? `:last${last}` : ""}}`;
+}
+
+/** `text` with every placeholderRef replaced from `placeholders` (agent variable -> value). */
+export function withPlaceholders(
+  text: string,
+  placeholders: Readonly<Record<string, string>>,
+): string {
+  return text.replace(
+    /\{placeholder:([A-Za-z_][A-Za-z0-9_]*)(?::last(\d+))?\}/g,
+    (_, name: string, last?: string) => {
+      const value = placeholders[name] ?? "";
+      return last !== undefined ? value.slice(-Number(last)) : value;
+    },
+  );
 }
 
 /**

@@ -68,6 +68,12 @@ export async function openSession(bottle: Bottle, spec: SessionSpec): Promise<vo
       SESSION,
       "status-right",
       "detach: Ctrl-b d ",
+      // The agents' UIs follow focus (Claude Code asks for it).
+      ";",
+      "set-option",
+      "-g",
+      "focus-events",
+      "on",
     ],
     { user: spec.user, workdir: spec.workdir, timeoutMs: 15_000 },
   );

@@ -150,9 +150,9 @@ export async function launch(
     if (plan.egress.agentKeyEnv)
       bundleSecrets[plan.egress.agentKeyEnv] = randomBytes(32).toString("hex");
     const placeholders: Record<string, string> = {};
-    for (const name of plan.agentContainer.placeholderEnv) {
-      const value = options.env[name];
-      if (value) placeholders[name] = placeholderFor(value, name, plan.slug);
+    for (const [name, tokenEnv] of Object.entries(plan.agentContainer.placeholderEnv)) {
+      const value = options.env[tokenEnv];
+      if (value) placeholders[name] = placeholderFor(value, tokenEnv, plan.slug);
     }
     const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
     let cage: CageResult | undefined;
@@ -173,7 +173,7 @@ export async function launch(
             selfTestCage(agent, cageProbes(await agent.reach(), hostAddresses()), {
               alongside: caInstallStep(ca),
             }))(),
-          provisionAgent(agent, a.provision, { user: a.user, home: a.home }),
+          provisionAgent(agent, a.provision, { user: a.user, home: a.home, placeholders }),
         ]);
       },
     });

@@ -29,7 +29,7 @@ import {
   type BottlePlan,
   type TrustedFile,
 } from "../backends/plan.js";
-import type { AgentSession } from "../providers/provider.js";
+import type { AgentProvider, AgentSession } from "../providers/provider.js";
 import { agentEgressEnv, egressConfigFor, tokenEnvNames } from "./egress.js";
 import { applyTemplate } from "./template.js";
 
@@ -128,6 +128,16 @@ export const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 export function newId(random: (n: number) => Buffer, length = 6): string {
   return [...random(length)].map((b) => ID_ALPHABET[b % ID_ALPHABET.length]).join("");
+}
+
+/** Each token variable under its own name, and the provider's key variable for its host. */
+function placeholderEnv(manifest: Manifest, provider: AgentProvider): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of tokenEnvNames(manifest.bottle)) out[name] = name;
+  const key = provider.apiKey;
+  const route = key && manifest.bottle.egress.routes.find((r) => r.host.toLowerCase() === key.host);
+  if (key && route?.auth) out[key.env] = route.auth.token_env;
+  return out;
 }
 
 export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
@@ -308,7 +318,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
         })),
         ...(manifest.bottle.git_user ? { gitUser: manifest.bottle.git_user } : {}),
       },
-      placeholderEnv: tokenEnvNames(manifest.bottle),
+      placeholderEnv: placeholderEnv(manifest, provider),
       readOnlyFiles,
     },
     egress,

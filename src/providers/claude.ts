@@ -3,6 +3,7 @@
  * api.anthropic.com through the egress proxy holding a placeholder API key; nonessential traffic
  * (telemetry, feature flags, update checks) is switched off, so the model API is its one host.
  */
+import { placeholderRef } from "../backends/plan.js";
 import { promptPath, type AgentProvider, type AgentSession } from "./provider.js";
 
 export const CLAUDE_API_HOST = "api.anthropic.com";
@@ -20,6 +21,7 @@ export const claude: AgentProvider = {
   summary: "Claude Code (@anthropic-ai/claude-code), key from $ANTHROPIC_API_KEY",
   image: "claude",
   skillsDir: ".claude/skills",
+  apiKey: { env: "ANTHROPIC_API_KEY", host: CLAUDE_API_HOST },
   routes: () => [
     {
       host: CLAUDE_API_HOST,
@@ -43,6 +45,11 @@ export const claude: AgentProvider = {
         JSON.stringify(
           {
             hasCompletedOnboarding: true,
+            // Its question "use this API key?" is answered for the placeholder the agent holds.
+            customApiKeyResponses: {
+              approved: [placeholderRef("ANTHROPIC_API_KEY", 20)],
+              rejected: [],
+            },
             projects: {
               [s.workspace]: { hasTrustDialogAccepted: true, hasCompletedProjectOnboarding: true },
             },
@@ -52,6 +59,13 @@ export const claude: AgentProvider = {
         ) + "\n",
       mode: 0o600,
       what: "Claude Code's settings",
+    },
+    // The bottle is the sandbox Claude Code's bypass-permissions warning asks for.
+    {
+      path: `${s.home}/.claude/settings.json`,
+      content: JSON.stringify({ skipDangerousModePermissionPrompt: true }, null, 2) + "\n",
+      mode: 0o644,
+      what: "Claude Code's user settings",
     },
     ...(s.prompt !== undefined
       ? [{ path: promptPath(s.home), content: s.prompt, mode: 0o644, what: "the agent's prompt" }]

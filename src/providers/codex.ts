@@ -51,6 +51,7 @@ export const codex: AgentProvider = {
   summary: "OpenAI Codex CLI (@openai/codex), key from $OPENAI_API_KEY",
   image: "codex",
   skillsDir: ".codex/skills",
+  apiKey: { env: "OPENAI_API_KEY", host: OPENAI_API_HOST },
   routes: () => [
     {
       host: OPENAI_API_HOST,

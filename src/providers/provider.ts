@@ -39,6 +39,11 @@ export interface AgentProvider {
   readonly skillsDir: string;
   /** Routes added to the bottle's own (a bottle route for the same host and port replaces one). */
   routes(): Route[];
+  /**
+   * The variable its CLI reads its API key from, and the host that key is for: the agent holds,
+   * under that name, the placeholder of whichever token the bottle's route for the host injects.
+   */
+  readonly apiKey?: { env: string; host: string };
   /** Variables set in the agent (never a secret: tokens are placeholders set by launch). */
   env(session: AgentSession): Record<string, string>;
   /** The agent's interactive UI, run in its session in the bottle. */

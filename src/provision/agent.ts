@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { Bottle } from "../backends/backend.js";
-import type { AgentProvisionPlan } from "../backends/plan.js";
+import { withPlaceholders, type AgentProvisionPlan } from "../backends/plan.js";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import { CommandFailedError } from "../exec/run.js";
 
@@ -74,7 +74,10 @@ export async function skillFiles(host: string, container: string): Promise<Provi
 }
 
 /** The files a plan provisions, with the skill folders read from the host. */
-export async function provisionFiles(plan: AgentProvisionPlan): Promise<ProvisionFile[]> {
+export async function provisionFiles(
+  plan: AgentProvisionPlan,
+  placeholders: Readonly<Record<string, string>> = {},
+): Promise<ProvisionFile[]> {
   const seen = new Map<string, string>();
   for (const s of plan.skills) {
     const earlier = seen.get(s.container);
@@ -86,7 +89,10 @@ export async function provisionFiles(plan: AgentProvisionPlan): Promise<Provisio
     seen.set(s.container, s.host);
   }
   return [
-    ...plan.files.map((f) => ({ ...f, content: Buffer.from(f.content, "utf8") })),
+    ...plan.files.map((f) => ({
+      ...f,
+      content: Buffer.from(withPlaceholders(f.content, placeholders), "utf8"),
+    })),
     ...(await Promise.all(plan.skills.map((s) => skillFiles(s.host, s.container)))).flat(),
   ];
 }
@@ -161,9 +167,9 @@ export function checkReport(
 export async function provisionAgent(
   bottle: Bottle,
   plan: AgentProvisionPlan,
-  options: { user: string; home: string },
+  options: { user: string; home: string; placeholders: Readonly<Record<string, string>> },
 ): Promise<ProvisionResult> {
-  const files = await provisionFiles(plan);
+  const files = await provisionFiles(plan, options.placeholders);
   const result = { files: plan.files.length, skills: plan.skills.length, gitUser: !!plan.gitUser };
   if (files.length === 0 && !plan.gitUser) return result;
   let stdout: string;

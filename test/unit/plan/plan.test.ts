@@ -177,7 +177,9 @@ describe("planning a bottle", () => {
     assert.equal(env["http_proxy"], "http://egress:9099");
     assert.match(env["NO_PROXY"] ?? "", /(^|,)egress(,|$)/);
     assert.ok(env["NODE_EXTRA_CA_CERTS"] && env["SSL_CERT_FILE"] && env["GIT_SSL_CAINFO"]);
-    assert.deepEqual(plan.agentContainer.placeholderEnv, ["ANTHROPIC_API_KEY"]);
+    assert.deepEqual(plan.agentContainer.placeholderEnv, {
+      ANTHROPIC_API_KEY: "ANTHROPIC_API_KEY",
+    });
     assert.equal(env["ANTHROPIC_API_KEY"], undefined, "values are set at launch, not in the plan");
     assert.deepEqual(Object.keys(plan.bundle.fileSecretEnv), ["BOT_BOTTLE_CA_KEY"]);
     const summary = describePlan(plan).join("\n");

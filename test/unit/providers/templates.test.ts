@@ -26,7 +26,9 @@ describe("the claude template", () => {
     const plan = planBottle(agent("claude"), input);
     const route = plan.egress.routes.find((r) => r.host === "api.anthropic.com");
     assert.deepEqual(route?.auth, { header: "x-api-key", tokenEnv: "ANTHROPIC_API_KEY" });
-    assert.deepEqual(plan.agentContainer.placeholderEnv, ["ANTHROPIC_API_KEY"]);
+    assert.deepEqual(plan.agentContainer.placeholderEnv, {
+      ANTHROPIC_API_KEY: "ANTHROPIC_API_KEY",
+    });
     assert.deepEqual(plan.bundle.secretEnv, ["ANTHROPIC_API_KEY"]);
     assert.deepEqual(plan.agent.templateHosts, ["api.anthropic.com"]);
     assert.equal(plan.agentContainer.env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"], "1");
@@ -78,7 +80,10 @@ describe("the claude template", () => {
     const plan = planBottle(m, input);
     assert.equal(plan.egress.routes.length, 1);
     assert.deepEqual(plan.egress.routes[0]?.paths, ["/v1/"]);
-    assert.deepEqual(plan.agentContainer.placeholderEnv, ["MY_KEY"]);
+    assert.deepEqual(plan.agentContainer.placeholderEnv, {
+      MY_KEY: "MY_KEY",
+      ANTHROPIC_API_KEY: "MY_KEY",
+    });
     assert.deepEqual(plan.agent.templateHosts, []);
   });
 
