@@ -48,6 +48,7 @@ export function registerEgress(program: Command, ctx: CliContext): void {
         load: async (file) => loadManifest(file, await templateCatalog(ctx.env)),
         backends: allBackends(ctx.env),
         stateDir: join(stateRoot(ctx.env), slug),
+        env: ctx.env,
         approve,
       });
       const change = [

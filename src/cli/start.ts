@@ -68,7 +68,7 @@ export async function startBottle(
     else for (const line of describePlan(plan)) writeLine(ctx.stdout, line);
     return undefined;
   }
-  refuseMissingHostParts(manifest, ctx.env);
+  refuseMissingHostParts(manifest, plan, ctx.env);
   const backends = allBackends(ctx.env);
   const backend = openBackend(plan.backend, ctx.env);
   await refuseSharedExposures(plan, await liveBottles(backends));

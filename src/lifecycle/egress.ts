@@ -12,6 +12,7 @@ import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import type { ManifestIndex } from "../manifest/index.js";
 import { egressConfigFor } from "../plan/egress.js";
 import { applyTemplate } from "../plan/template.js";
+import { loadProvider } from "../providers/templates.js";
 import { egressWidening, type Widening } from "../plan/egress-diff.js";
 import { trustedFiles } from "../plan/plan.js";
 import { describeRoutes } from "../plan/summary.js";
@@ -66,6 +67,8 @@ export async function applyEgress(options: {
   /** Every backend: the bottle is found on whichever runs it; trust looks at all of them. */
   backends: readonly Backend[];
   stateDir: string;
+  /** The operator's environment (where user plugins are found). */
+  env: NodeJS.ProcessEnv;
   /** Called when the new routes widen what the bottle may reach; throws to apply nothing. */
   approve: (widening: readonly Widening[]) => Promise<void>;
 }): Promise<ApplyResult> {
@@ -95,7 +98,11 @@ export async function applyEgress(options: {
       `apply from the manifest the bottle was started from (-f ${meta.manifest.file})`,
     );
   // The template's routes (the model API) stay: they are the bottle's as much as its own.
-  const manifest = applyTemplate(index.select(meta.agent)).manifest;
+  const selected = index.select(meta.agent);
+  const manifest = applyTemplate(
+    selected,
+    await loadProvider(selected.agent.template, options.env),
+  ).manifest;
   if (manifest.bottle.name !== meta.bottle)
     throw new UsageError(
       `agents.${meta.agent}.bottle is now "${manifest.bottle.name}", but ${slug} runs bottle "${meta.bottle}"`,

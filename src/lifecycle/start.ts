@@ -25,7 +25,7 @@ import {
 import { placeholderFor } from "../shared/placeholders.js";
 import type { BottlePlan } from "../backends/plan.js";
 import { newId, planBottle } from "../plan/plan.js";
-import { applyTemplate } from "../plan/template.js";
+import { loadProvider } from "../providers/templates.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { refuseOwnExposures } from "./trust.js";
 import { grantWorkspace } from "./workspace.js";
@@ -75,6 +75,7 @@ export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
   const workspace = await checkWorkspace(options.workspace, env);
   const owner = await stat(workspace);
   const plan = planBottle(manifest, {
+    provider: await loadProvider(manifest.agent.template, env),
     workspaceOwner: { uid: owner.uid, gid: owner.gid, mode: owner.mode },
     id: newId(randomBytes),
     workspace,
@@ -87,14 +88,17 @@ export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
 }
 
 /** Everything a bottle needs from this host before anything is created. */
-export function refuseMissingHostParts(manifest: Manifest, env: NodeJS.ProcessEnv): void {
+export function refuseMissingHostParts(
+  manifest: Manifest,
+  plan: BottlePlan,
+  env: NodeJS.ProcessEnv,
+): void {
   const missing = hostWarnings(manifest, env).map((w) => `${formatPath(w.path)} ${w.message}`);
   // The template's own routes (the model API) are not in the file: name the template instead.
-  const templated = applyTemplate(manifest).manifest;
-  for (const r of templated.bottle.egress.routes.slice(manifest.bottle.egress.routes.length))
-    if (r.auth && !env[r.auth.token_env])
+  for (const r of plan.egress.routes)
+    if (plan.agent.templateHosts.includes(r.host) && r.auth && !env[r.auth.tokenEnv])
       missing.push(
-        `the "${manifest.agent.template}" template takes the key for ${r.host} from $${r.auth.token_env}, which is not set in this shell — set it, or declare your own route for ${r.host} in bottles.${manifest.bottle.name}.egress.routes`,
+        `the "${manifest.agent.template}" template takes the key for ${r.host} from $${r.auth.tokenEnv}, which is not set in this shell — set it, or declare your own route for ${r.host} in bottles.${manifest.bottle.name}.egress.routes`,
       );
   if (missing.length === 0) return;
   throw new NotReadyError(

@@ -51,6 +51,8 @@ export interface PlanInput {
   images: { bundle: string };
   /** The backend named on the command line (`start --backend`), over the bottle's own. */
   backend?: BackendName;
+  /** The agent's template, loaded (a user plugin's is read from disk); a built-in's by default. */
+  provider?: AgentProvider;
   /** Who owns the workspace folder, and its permission bits: the agent runs as its owner. */
   workspaceOwner: { uid: number; gid: number; mode: number };
 }
@@ -142,7 +144,7 @@ function placeholderEnv(manifest: Manifest, provider: AgentProvider): Record<str
 
 export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   if (!/^[a-z0-9]{4,12}$/.test(input.id)) throw new Error(`invalid bottle id ${input.id}`);
-  const templated = applyTemplate(given);
+  const templated = applyTemplate(given, input.provider);
   const { manifest, provider } = templated;
   const session: AgentSession = {
     home: AGENT_HOME,

@@ -36,8 +36,11 @@ export function providerFor(template: string): AgentProvider {
   return provider;
 }
 
-export function applyTemplate(manifest: Manifest): Templated {
-  const provider = providerFor(manifest.agent.template);
+/** The manifest with its template applied; `provider` is the template's (a built-in's by default). */
+export function applyTemplate(
+  manifest: Manifest,
+  provider: AgentProvider = providerFor(manifest.agent.template),
+): Templated {
   const own = new Set(manifest.bottle.egress.routes.map(routeKey));
   const added = provider.routes().filter((r) => !own.has(routeKey(r)));
   return {

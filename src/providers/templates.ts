@@ -5,6 +5,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { UsageError } from "../errors.js";
 import type { TemplateCatalog } from "../manifest/load.js";
 import { claude } from "./claude.js";
 import { codex } from "./codex.js";
@@ -47,4 +48,21 @@ export async function installedPlugins(dir: string): Promise<string[]> {
 export async function templateCatalog(env: NodeJS.ProcessEnv): Promise<TemplateCatalog> {
   const dir = pluginsDir(env);
   return { builtins: BUILTIN_TEMPLATES, plugins: await installedPlugins(dir), pluginsDir: dir };
+}
+
+/**
+ * The provider behind a template name: a built-in, or the user plugin of that name installed in
+ * the plugins folder.
+ */
+export async function loadProvider(
+  template: string,
+  env: NodeJS.ProcessEnv,
+): Promise<AgentProvider> {
+  const builtin = builtinProvider(template);
+  if (builtin) return builtin;
+  void env;
+  throw new UsageError(
+    `the "${template}" template is a user plugin, and this version of bot-bottle cannot start plugins yet`,
+    'use "template": "claude", "codex" or "shell"',
+  );
 }
