@@ -54,15 +54,14 @@ export async function templateCatalog(env: NodeJS.ProcessEnv): Promise<TemplateC
  * The provider behind a template name: a built-in, or the user plugin of that name installed in
  * the plugins folder.
  */
-export async function loadProvider(
-  template: string,
-  env: NodeJS.ProcessEnv,
-): Promise<AgentProvider> {
+export function loadProvider(template: string, env: NodeJS.ProcessEnv): Promise<AgentProvider> {
   const builtin = builtinProvider(template);
-  if (builtin) return builtin;
+  if (builtin) return Promise.resolve(builtin);
   void env;
-  throw new UsageError(
-    `the "${template}" template is a user plugin, and this version of bot-bottle cannot start plugins yet`,
-    'use "template": "claude", "codex" or "shell"',
+  return Promise.reject(
+    new UsageError(
+      `the "${template}" template is a user plugin, and this version of bot-bottle cannot start plugins yet`,
+      'use "template": "claude", "codex" or "shell"',
+    ),
   );
 }
