@@ -33,6 +33,19 @@ export const RouteAuthRuleSchema = z
   })
   .describe("Credential injection: the agent sends a placeholder, the proxy sets the real token.");
 
+export const TokenExchangeSchema = z
+  .strictObject({
+    refreshEnv: envName("the refresh token the agent sends as a placeholder"),
+    rotates: z
+      .record(z.string().regex(/^[A-Za-z0-9_]+$/), envName("a token the reply rotates"))
+      .describe(
+        "Field of the reply's JSON object -> the bundle variable whose token it replaces (access_token -> the API route's tokenEnv).",
+      ),
+  })
+  .describe(
+    "An OAuth token endpoint (a forwarded host login's refresh): the placeholder of the refresh token in the request body is replaced by the real one, and the tokens of a successful JSON reply become the bundle's new values (the agent receives their placeholders).",
+  );
+
 export const RouteRuleSchema = z
   .strictObject({
     host: z
@@ -59,6 +72,7 @@ export const RouteRuleSchema = z
       .describe("Tunnel TLS to the host without decrypting it (no path, auth or body checks)."),
     allowIpLiteral: z.boolean().describe("The host may be an IP address instead of a DNS name."),
     auth: RouteAuthRuleSchema.optional(),
+    exchange: TokenExchangeSchema.optional(),
   })
   .describe("One declared way out: a request that matches it is allowed.");
 
@@ -151,6 +165,10 @@ export const AuditRecordSchema = z
       .describe('A machine tag: "allowed", "not-in-routes", "secret-detected", …'),
     reason: z.string().optional().describe("For a refusal, the sentence the agent was shown."),
     route: z.string().optional().describe("The matched route's host, when one matched."),
+    rotated: z
+      .array(z.string())
+      .optional()
+      .describe("Bundle variables whose tokens this reply rotated (a token endpoint's refresh)."),
     status: z
       .number()
       .int()

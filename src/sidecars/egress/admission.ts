@@ -160,7 +160,11 @@ const allowedByRoute = new WeakMap<RouteRule, ReadonlySet<string>>();
 export function allowedPlaceholders(route: RouteRule): ReadonlySet<string> {
   let allowed = allowedByRoute.get(route);
   if (!allowed) {
-    allowed = new Set(route.auth ? [route.auth.tokenEnv] : []);
+    allowed = new Set([
+      ...(route.auth ? [route.auth.tokenEnv] : []),
+      // A token endpoint receives the refresh token's placeholder, swapped for the real one.
+      ...(route.exchange ? [route.exchange.refreshEnv] : []),
+    ]);
     allowedByRoute.set(route, allowed);
   }
   return allowed;

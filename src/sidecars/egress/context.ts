@@ -102,4 +102,10 @@ export interface ProxyContext {
   readonly turns: Turns;
   /** The key requests entering the proxy must carry; undefined when none is asked for. */
   readonly agentKey: AgentKey | undefined;
+  /**
+   * New values of token variables (a token endpoint's reply): later requests inject them, and
+   * the tokens they replace stay secrets the scanner and the redactor know. Returns the rules
+   * with them.
+   */
+  rotate(values: Readonly<Record<string, string>>): Rules;
 }

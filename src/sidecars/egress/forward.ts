@@ -18,10 +18,12 @@ import type { Readable, Transform } from "node:stream";
 import { createBrotliDecompress, createUnzip } from "node:zlib";
 import { admit, allowedPlaceholders, refusedForKey } from "./admission.js";
 import { KEY_CHALLENGE, PROXY_AUTH_STATUS } from "./agent-key.js";
-import { errorText, findingRefusal, pending } from "./audit.js";
+import { errorText, findingRefusal, pending, type Pending } from "./audit.js";
 import { BACKLOG, type ProxyContext, type Rules } from "./context.js";
 import { Redactor, type Finding } from "./dlp.js";
+import { EXCHANGE_LIMIT, rotatedTokens, swapPlaceholder } from "./exchange.js";
 import { refuse, type Target } from "./policy.js";
+import type { RouteRule } from "../../shared/egress-config.js";
 import type { Address } from "./resolve.js";
 
 class FindingError extends Error {
@@ -105,11 +107,21 @@ export async function forwardRequest(
     req.resume();
   } else {
     const scan = rules.scanner.stream(allowedPlaceholders(route));
+    // A token endpoint's request is held whole: its refresh placeholder becomes the real token.
+    const held: Buffer[] | undefined = route.exchange ? [] : undefined;
+    let heldBytes = 0;
     req.on("data", (chunk: Buffer) => {
       if (settled) return; // a refused body is read and dropped; the reply closes the connection
       const r = scan.push(chunk);
       if (r.finding) return fail(new FindingError(r.finding));
       p.bytesOut += r.forward.length;
+      if (held) {
+        held.push(r.forward);
+        heldBytes += r.forward.length;
+        if (heldBytes > EXCHANGE_LIMIT)
+          fail(new Error(`the token request is larger than ${EXCHANGE_LIMIT} bytes`));
+        return;
+      }
       if (r.forward.length && !upstream.write(r.forward) && upstream.writableLength > BACKLOG) {
         req.pause();
         upstream.once("drain", () => req.resume());
@@ -119,6 +131,13 @@ export async function forwardRequest(
       if (settled) return;
       const rest = scan.end();
       p.bytesOut += rest.length;
+      if (held && route.exchange) {
+        const name = route.exchange.refreshEnv;
+        const placeholder = rules.placeholders.get(name) ?? "";
+        const real = ctx.options.secrets[name] ?? "";
+        upstream.end(swapPlaceholder(Buffer.concat([...held, rest]), placeholder, real));
+        return;
+      }
       upstream.end(rest);
     });
     req.on("error", (err) => fail(err));
@@ -145,6 +164,8 @@ export async function forwardRequest(
       headers,
     );
     const source: Readable = decoded === "identity" ? ures : ures.pipe(decoded);
+    if (route.exchange)
+      return relayExchange(ctx, p, route, ures, source, res, fail, (s) => (settled = s));
     source.on("data", (chunk: Buffer) => {
       if (settled) return;
       const data = redactor ? redactor.push(chunk) : chunk;
@@ -178,6 +199,56 @@ export async function forwardRequest(
     ures.on("error", aborted);
     if (source !== ures) source.on("error", aborted);
   });
+}
+
+/**
+ * A token endpoint's reply, held whole: the new tokens of a successful one become the bundle's
+ * (ctx.rotate), then the reply is redacted with the rules that know them, so the agent receives
+ * their placeholders.
+ */
+function relayExchange(
+  ctx: ProxyContext,
+  p: Pending,
+  route: RouteRule,
+  ures: IncomingMessage,
+  source: Readable,
+  res: ServerResponse,
+  fail: (err: Error) => void,
+  settle: (settled: boolean) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let over = false;
+  source.on("data", (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > EXCHANGE_LIMIT && !over) {
+      over = true;
+      fail(new Error(`the token endpoint's reply is larger than ${EXCHANGE_LIMIT} bytes`));
+    }
+    if (!over) chunks.push(chunk);
+  });
+  source.on("end", () => {
+    if (over) return;
+    const body = Buffer.concat(chunks);
+    const status = ures.statusCode ?? 0;
+    const tokens =
+      route.exchange && status >= 200 && status < 300
+        ? rotatedTokens(body, route.exchange)
+        : undefined;
+    const rotated = tokens && Object.keys(tokens).length ? Object.keys(tokens) : undefined;
+    const rules = rotated && tokens ? ctx.rotate(tokens) : ctx.rules;
+    const redactor = new Redactor(rules.redactions);
+    const out = Buffer.concat([redactor.push(body), redactor.end()]);
+    settle(true);
+    p.bytesIn += out.length;
+    res.end(out);
+    ctx.recorder.record(p, "allow", "allowed", {
+      route: route.host,
+      status,
+      ...(rotated ? { rotated } : {}),
+    });
+  });
+  source.on("error", (err: Error) => fail(err));
 }
 
 /** A decoder for a compressed reply on a credential route, or "refuse" when there is none. */

@@ -58,6 +58,8 @@ export class EgressProxy implements ProxyContext {
   private current: Rules;
   private currentTrust: string | undefined;
   private open = 0;
+  /** Token values a refresh replaced, oldest first. */
+  private readonly retired: { name: string; value: string }[] = [];
 
   constructor(readonly options: EgressOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -168,23 +170,55 @@ export class EgressProxy implements ProxyContext {
     return this.live.recheck(config);
   }
 
+  rotate(values: Readonly<Record<string, string>>): Rules {
+    const { secrets } = this.options;
+    for (const [name, value] of Object.entries(values)) {
+      const old = secrets[name];
+      if (old === value) continue;
+      if (old) this.retired.push({ name, value: old });
+      secrets[name] = value;
+    }
+    this.current = this.compile(this.current.config, this.currentTrust);
+    return this.current;
+  }
+
   private compile(config: EgressConfig, trustCa: string | undefined): Rules {
     const { secrets, config: initial } = this.options;
     const placeholders = new Map<string, string>();
-    for (const route of config.routes) {
-      const name = route.auth?.tokenEnv;
-      const real = name === undefined ? undefined : secrets[name];
-      if (name !== undefined && real)
-        placeholders.set(name, placeholderFor(real, name, initial.slug));
+    const tokenNames = config.routes.flatMap((route) => [
+      ...(route.auth ? [route.auth.tokenEnv] : []),
+      ...(route.exchange
+        ? [route.exchange.refreshEnv, ...Object.values(route.exchange.rotates)]
+        : []),
+    ]);
+    for (const name of tokenNames) {
+      const real = secrets[name];
+      if (real) placeholders.set(name, placeholderFor(real, name, initial.slug));
     }
+    // Tokens a refresh replaced may still be valid upstream: they stay secrets, and a reply that
+    // carries one still gets its placeholder.
+    const retired = this.retired.map((r) => ({
+      name: `${r.name} (before a refresh)`,
+      value: r.value,
+      placeholder: placeholderFor(r.value, r.name, initial.slug),
+    }));
     const scanner = new SecretScanner(
-      Object.entries(secrets).map(([name, value]) => ({ name, value })),
+      [
+        ...Object.entries(secrets).map(([name, value]) => ({ name, value })),
+        ...retired.map(({ name, value }) => ({ name, value })),
+      ],
       [...placeholders].map(([name, value]) => ({ name, value })),
     );
-    const redactions = [...placeholders].map(([name, placeholder]) => ({
-      real: Buffer.from(secrets[name] ?? "", "latin1"),
-      placeholder: Buffer.from(placeholder, "latin1"),
-    }));
+    const redactions = [
+      ...[...placeholders].map(([name, placeholder]) => ({
+        real: Buffer.from(secrets[name] ?? "", "latin1"),
+        placeholder: Buffer.from(placeholder, "latin1"),
+      })),
+      ...retired.map((r) => ({
+        real: Buffer.from(r.value, "latin1"),
+        placeholder: Buffer.from(r.placeholder, "latin1"),
+      })),
+    ];
     const same = this.current as Rules | undefined;
     const keep = same !== undefined && trustCa === this.currentTrust;
     // One context for every upstream connection: passing `ca` instead would build a context per
