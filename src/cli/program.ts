@@ -19,6 +19,7 @@ import { registerRun } from "./run.js";
 import { registerSchema } from "./schema.js";
 import { registerSetup } from "./setup.js";
 import { registerStart } from "./start.js";
+import { registerTemplates } from "./templates.js";
 import { registerValidate } from "./validate.js";
 
 export function packageVersion(): string {
@@ -59,6 +60,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerSetup(program, ctx);
   registerDoctor(program, ctx);
   registerImages(program, ctx);
+  registerTemplates(program, ctx);
   for (const command of program.commands)
     command.exitOverride().configureOutput(program.configureOutput());
   return program;

@@ -37,7 +37,7 @@ export function manifestPath(
   return resolve(cwd, flag ?? (env["BOT_BOTTLE_MANIFEST"] || DEFAULT_MANIFEST));
 }
 
-const PARSE_SENTENCES: Record<string, string> = {
+export const PARSE_SENTENCES: Record<string, string> = {
   InvalidSymbol: "has a character that is not JSON here",
   InvalidNumberFormat: "has a malformed number",
   PropertyNameExpected: 'expects a field name in double quotes, e.g. "agents"',
@@ -56,7 +56,7 @@ const PARSE_SENTENCES: Record<string, string> = {
   InvalidCharacter: "has a control character inside a string",
 };
 
-function lineColumn(text: string, offset: number): { line: number; column: number } {
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
   let line = 1;
   let lineStart = 0;
   for (let i = 0; i < offset && i < text.length; i++) {
@@ -69,7 +69,12 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
 }
 
 /** Duplicate keys would be silently collapsed by JSON parsing: in a sandbox policy, refuse them. */
-function duplicateKeys(node: Node, path: (string | number)[], out: Problem[], text: string): void {
+export function duplicateKeys(
+  node: Node,
+  path: (string | number)[],
+  out: Problem[],
+  text: string,
+): void {
   if (node.type === "object") {
     const seen = new Set<string>();
     for (const property of node.children ?? []) {
@@ -90,7 +95,7 @@ function duplicateKeys(node: Node, path: (string | number)[], out: Problem[], te
   }
 }
 
-function locate(
+export function locate(
   tree: Node,
   text: string,
   path: JsonPath,

@@ -94,12 +94,17 @@ export function trustedFiles(manifest: Manifest): TrustedFile[] {
 }
 
 /**
- * The agent's image: the template's, then the agent's and the bottle's Dockerfiles layered on
- * it. A cascade is named by its Dockerfiles' paths; whether it is current is the build's to say
- * (a content hash per layer).
+ * The agent's image: the template's, then the provider's own layers (a plugin's Dockerfile),
+ * then the agent's and the bottle's Dockerfiles layered on it. A cascade is named by its
+ * Dockerfiles' paths; whether it is current is the build's to say (a content hash per layer).
  */
-export function agentImagePlan(manifest: Manifest, template: string): AgentImagePlan {
+export function agentImagePlan(
+  manifest: Manifest,
+  provider: Pick<AgentProvider, "image" | "layers">,
+): AgentImagePlan {
+  const template = provider.image;
   const layers = [
+    ...(provider.layers ?? []),
     ...(manifest.agent.dockerfile
       ? [
           {
@@ -152,7 +157,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     ...(manifest.agent.model !== undefined ? { model: manifest.agent.model } : {}),
     ...(manifest.agent.prompt !== undefined ? { prompt: manifest.agent.prompt } : {}),
   };
-  const build = agentImagePlan(manifest, provider.image);
+  const build = agentImagePlan(manifest, provider);
   const slug = `${manifest.agent.name}-${input.id}`;
   const stateDir = join(input.stateRoot, slug);
   const backend = input.backend ?? manifest.bottle.backend;

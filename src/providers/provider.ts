@@ -1,8 +1,9 @@
 /**
- * AgentProvider: what a template puts in a bottle. The shell, claude and codex templates (and, in
- * time, user plugins) each answer the same questions: which image, which commands start the agent
- * interactively and headless, which routes and variables it needs, and which files its home holds
- * before the operator hands over. Pure: no file is read and nothing runs here.
+ * AgentProvider: what a template puts in a bottle. The shell, claude and codex templates and
+ * user plugins (plugins.ts) each answer the same questions: which image, which commands start the
+ * agent interactively and headless, which routes and variables it needs, and which files its home
+ * holds before the operator hands over. Pure: no file is read and nothing runs here (a plugin's
+ * files are read when it is loaded).
  */
 import type { Route } from "../manifest/schema.js";
 
@@ -52,6 +53,16 @@ export interface AgentProvider {
   headless(session: AgentSession): string[];
   /** Files its home holds before the agent starts: configuration, the prompt. */
   files(session: AgentSession): AgentFile[];
+  /**
+   * Dockerfiles layered on `image`, in order, before the manifest's own (a plugin's Dockerfile):
+   * each starts `ARG BASE_IMAGE` then `FROM ${BASE_IMAGE}`, and its folder is the build context.
+   */
+  readonly layers?: readonly { what: string; dockerfile: string }[];
+  /**
+   * Host files and folders the provider was read from (a plugin's folder, its plugin.json, its
+   * Dockerfile and files): the operator's side trusts them, so no bottle may be able to write them.
+   */
+  readonly trusted?: readonly { what: string; path: string }[];
 }
 
 /** Where the agent's prompt is written when its CLI reads it from a file of bot-bottle's. */
