@@ -108,7 +108,10 @@ const argv = (what: string) =>
     .min(1)
     .describe(what);
 
-/** Variables bot-bottle sets in every agent: a plugin may not change where traffic goes or whom it trusts. */
+/**
+ * Variables bot-bottle sets in every agent: a plugin may not change where requests go or whom
+ * the agent trusts.
+ */
 const PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "FTP_PROXY"];
 const CA_VARS = [
   "NODE_EXTRA_CA_CERTS",
@@ -131,6 +134,8 @@ export function checkPluginEnvName(name: string): string | undefined {
   const upper = name.toUpperCase();
   if (!ENV_NAME_PATTERN.test(name) || name.length > 128)
     return 'must be a variable name (letters, digits and _, not starting with a digit), e.g. "MY_AGENT_MODE"';
+  if (findSecretPattern(name))
+    return `is shaped like a credential, not a variable name — ${NO_CREDENTIAL}`;
   if (PROXY_VARS.includes(upper))
     return "is a proxy variable, which bot-bottle sets to the bottle's egress proxy (every request leaves through it) — remove it";
   if (CA_VARS.includes(upper))
