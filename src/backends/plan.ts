@@ -99,6 +99,11 @@ export interface BottlePlan {
      */
     placeholderEnv: Record<string, string>;
     /**
+     * The operator's own login, forwarded (`forward_host_credentials`): read from the host at
+     * launch; its tokens go to the bundle under `secretEnv`, a placeholder copy to the agent.
+     */
+    login?: { what: string; secretEnv: string[] };
+    /**
      * Trusted files that lie directly in the workspace folder (the manifest beside the project's
      * code), bound read-only over themselves: a file there is a mount point the agent can neither
      * write, rename nor unlink, and the workspace folder itself is one it cannot move.

@@ -7,6 +7,7 @@ import { BACKEND_NAMES } from "../manifest/schema.js";
 import { RefusedError, UsageError } from "../errors.js";
 import { stopBottle } from "../lifecycle/bottles.js";
 import { attachSession, openSession } from "../lifecycle/session.js";
+import { forwardedLogin } from "../lifecycle/login.js";
 import { launch, prepare, refuseMissingHostParts } from "../lifecycle/start.js";
 import { liveBottles, refuseSharedExposures } from "../lifecycle/trust.js";
 import { describePlan, planNotes } from "../plan/summary.js";
@@ -69,6 +70,7 @@ export async function startBottle(
     return undefined;
   }
   refuseMissingHostParts(manifest, plan, ctx.env);
+  await forwardedLogin(plan, ctx.env); // missing or expired: refused before anything exists
   const backends = allBackends(ctx.env);
   const backend = openBackend(plan.backend, ctx.env);
   await refuseSharedExposures(plan, await liveBottles(backends));

@@ -7,7 +7,7 @@ import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve, sep } from "node:path";
 import type { Progress } from "../shared/progress.js";
-import { BotBottleError, EXIT, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import type { Backend, BackendName, Bottle } from "../backends/backend.js";
 import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
@@ -28,15 +28,9 @@ import { newId, planBottle } from "../plan/plan.js";
 import { loadProvider } from "../providers/templates.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { refuseOwnExposures } from "./trust.js";
+import { forwardedLogin, NotReadyError } from "./login.js";
 import { grantWorkspace } from "./workspace.js";
 import { stateRoot } from "../state/paths.js";
-
-export class NotReadyError extends BotBottleError {
-  constructor(message: string, hint: string) {
-    super("prerequisite_missing", message, { exitCode: EXIT.usage, hint });
-    this.name = "NotReadyError";
-  }
-}
 
 /** The workspace must be a folder, and not one whose exposure would hand the agent credentials. */
 export async function checkWorkspace(dir: string, env: NodeJS.ProcessEnv): Promise<string> {
@@ -95,8 +89,14 @@ export function refuseMissingHostParts(
 ): void {
   const missing = hostWarnings(manifest, env).map((w) => `${formatPath(w.path)} ${w.message}`);
   // The template's own routes (the model API) are not in the file: name the template instead.
+  const fromLogin = new Set(plan.agentContainer.login?.secretEnv ?? []);
   for (const r of plan.egress.routes)
-    if (plan.agent.templateHosts.includes(r.host) && r.auth && !env[r.auth.tokenEnv])
+    if (
+      plan.agent.templateHosts.includes(r.host) &&
+      r.auth &&
+      !fromLogin.has(r.auth.tokenEnv) &&
+      !env[r.auth.tokenEnv]
+    )
       missing.push(
         `the "${manifest.agent.template}" template takes the key for ${r.host} from $${r.auth.tokenEnv}, which is not set in this shell — set it, or declare your own route for ${r.host} in bottles.${manifest.bottle.name}.egress.routes`,
       );
@@ -143,9 +143,10 @@ export async function launch(
   await backend.ensureImages(plan, progress);
   await createState(plan, metadataFromPlan(plan, new Date(), process.pid));
   try {
+    const login = await forwardedLogin(plan, options.env);
     const bundleSecrets: Record<string, string> = {};
     for (const name of plan.bundle.secretEnv) {
-      const value = options.env[name];
+      const value = login?.secrets[name] ?? options.env[name];
       if (value) bundleSecrets[name] = value;
     }
     for (const [name, file] of Object.entries(plan.bundle.fileSecretEnv))
@@ -158,6 +159,10 @@ export async function launch(
       const value = options.env[tokenEnv];
       if (value) placeholders[name] = placeholderFor(value, tokenEnv, plan.slug);
     }
+    // The login file's placeholders, by the bundle variable each stands for.
+    const loginPlaceholders: Record<string, string> = {};
+    for (const [name, value] of Object.entries(login?.secrets ?? {}))
+      loginPlaceholders[name] = placeholderFor(value, name, plan.slug);
     const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
     let cage: CageResult | undefined;
     let provisioned: ProvisionResult | undefined;
@@ -177,7 +182,11 @@ export async function launch(
             selfTestCage(agent, cageProbes(await agent.reach(), hostAddresses()), {
               alongside: caInstallStep(ca),
             }))(),
-          provisionAgent(agent, a.provision, { user: a.user, home: a.home, placeholders }),
+          provisionAgent(
+            agent,
+            login ? { ...a.provision, files: [...a.provision.files, login.file] } : a.provision,
+            { user: a.user, home: a.home, placeholders: { ...placeholders, ...loginPlaceholders } },
+          ),
         ]);
       },
     });

@@ -5,19 +5,39 @@
  */
 import type { Bottle } from "../manifest/schema.js";
 import { normaliseDnsName } from "../manifest/rules.js";
-import { TRUST_CA_PATH, type EgressConfig, type RouteRule } from "../shared/egress-config.js";
+import {
+  TRUST_CA_PATH,
+  type EgressConfig,
+  type RouteRule,
+  type TokenExchange,
+} from "../shared/egress-config.js";
 
 /** Where the bottle CA's certificate lands in the agent, and the system bundle it joins. */
 export const AGENT_CA_CERT = "/usr/local/share/ca-certificates/bot-bottle.crt";
 export const AGENT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
-/** Names of the token variables the agent holds placeholders for, in route order. */
+/** A route as planned: the manifest's, or a template's with a token endpoint's exchange. */
+type PlannedRoute = Bottle["egress"]["routes"][number] & { exchange?: TokenExchange };
+
+/** Names of the token variables the routes inject, in route order. */
 export function tokenEnvNames(bottle: Bottle): string[] {
   return [...new Set(bottle.egress.routes.flatMap((r) => (r.auth ? [r.auth.token_env] : [])))];
 }
 
+/** Every token variable the bundle holds for the routes: injected ones and exchanged ones. */
+export function routeSecretNames(bottle: Bottle): string[] {
+  return [
+    ...new Set(
+      (bottle.egress.routes as PlannedRoute[]).flatMap((r) => [
+        ...(r.auth ? [r.auth.token_env] : []),
+        ...(r.exchange ? [r.exchange.refreshEnv, ...Object.values(r.exchange.rotates)] : []),
+      ]),
+    ),
+  ];
+}
+
 export function egressConfigFor(bottle: Bottle, slug: string, generation: number): EgressConfig {
-  const routes = bottle.egress.routes.map((r): RouteRule => ({
+  const routes = (bottle.egress.routes as PlannedRoute[]).map((r): RouteRule => ({
     // The schema already refused hosts that do not normalise; IP literals stay as written.
     host: r.host.startsWith("*.")
       ? `*.${normaliseDnsName(r.host.slice(2)) ?? r.host.slice(2)}`
@@ -36,6 +56,7 @@ export function egressConfigFor(bottle: Bottle, slug: string, generation: number
           },
         }
       : {}),
+    ...(r.exchange ? { exchange: r.exchange } : {}),
   }));
   const extraHosts: Record<string, string> = {};
   for (const [host, ip] of Object.entries(bottle.egress.extra_hosts))
@@ -43,7 +64,7 @@ export function egressConfigFor(bottle: Bottle, slug: string, generation: number
   return {
     slug,
     generation,
-    secretEnv: tokenEnvNames(bottle),
+    secretEnv: routeSecretNames(bottle),
     routes,
     extraHosts,
     ...(bottle.egress.trust_ca ? { trustCaFile: TRUST_CA_PATH } : {}),

@@ -30,7 +30,7 @@ import {
   type TrustedFile,
 } from "../backends/plan.js";
 import type { AgentProvider, AgentSession } from "../providers/provider.js";
-import { agentEgressEnv, egressConfigFor, tokenEnvNames } from "./egress.js";
+import { agentEgressEnv, egressConfigFor, routeSecretNames, tokenEnvNames } from "./egress.js";
 import { applyTemplate } from "./template.js";
 
 export const AGENT_USER = "node";
@@ -140,8 +140,11 @@ export function newId(random: (n: number) => Buffer, length = 6): string {
 /** Each token variable under its own name, and the provider's key variable for its host. */
 function placeholderEnv(manifest: Manifest, provider: AgentProvider): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of tokenEnvNames(manifest.bottle)) out[name] = name;
-  const key = provider.apiKey;
+  const forwarded = manifest.agent.forward_host_credentials;
+  const login = new Set(forwarded ? (provider.hostLogin?.secretEnv ?? []) : []);
+  for (const name of tokenEnvNames(manifest.bottle)) if (!login.has(name)) out[name] = name;
+  // A forwarded login is read from the agent's login file: its CLI gets no key variable.
+  const key = forwarded ? undefined : provider.apiKey;
   const route = key && manifest.bottle.egress.routes.find((r) => r.host.toLowerCase() === key.host);
   if (key && route?.auth) out[key.env] = route.auth.token_env;
   return out;
@@ -204,7 +207,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   };
 
   const secretEnv = [
-    ...manifest.bottle.egress.routes.flatMap((r) => (r.auth ? [r.auth.token_env] : [])),
+    ...routeSecretNames(manifest.bottle),
     ...manifest.bottle.git.flatMap((g) =>
       g.key.provider === "gitea" ? [g.key.provisioner_token_env] : [],
     ),
@@ -326,6 +329,9 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
         ...(manifest.bottle.git_user ? { gitUser: manifest.bottle.git_user } : {}),
       },
       placeholderEnv: placeholderEnv(manifest, provider),
+      ...(manifest.agent.forward_host_credentials && provider.hostLogin
+        ? { login: { what: provider.hostLogin.what, secretEnv: [...provider.hostLogin.secretEnv] } }
+        : {}),
       readOnlyFiles,
     },
     egress,

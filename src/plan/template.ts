@@ -41,8 +41,23 @@ export function applyTemplate(
   manifest: Manifest,
   provider: AgentProvider = providerFor(manifest.agent.template),
 ): Templated {
+  const login = manifest.agent.forward_host_credentials ? provider.hostLogin : undefined;
+  if (manifest.agent.forward_host_credentials && !login)
+    throw new UsageError(
+      `agents.${manifest.agent.name}.forward_host_credentials is true, but the "${provider.name}" template has no login to forward`,
+      'remove it, or use "template": "claude" or "codex"',
+    );
   const own = new Set(manifest.bottle.egress.routes.map(routeKey));
-  const added = provider.routes().filter((r) => !own.has(routeKey(r)));
+  // A forwarded login's routes replace the template's key-based ones, and a bottle's own route
+  // for the API host does not replace them: the login's token is the one the agent uses.
+  const added = login ? login.routes() : provider.routes().filter((r) => !own.has(routeKey(r)));
+  if (login)
+    for (const r of added)
+      if (own.has(routeKey(r)))
+        throw new UsageError(
+          `bottles.${manifest.bottle.name}.egress.routes declares ${r.host}, which the forwarded ${login.what.replace(/^your /, "")} needs for itself`,
+          `remove that route, or set agents.${manifest.agent.name}.forward_host_credentials to false`,
+        );
   return {
     provider,
     templateHosts: added.map((r) => r.host),

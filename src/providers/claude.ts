@@ -4,6 +4,7 @@
  * (telemetry, feature flags, update checks) is switched off, so the model API is its one host.
  */
 import { placeholderRef } from "../backends/plan.js";
+import { claudeLogin } from "./claude-login.js";
 import { promptPath, type AgentProvider, type AgentSession } from "./provider.js";
 
 export const CLAUDE_API_HOST = "api.anthropic.com";
@@ -22,6 +23,7 @@ export const claude: AgentProvider = {
   image: "claude",
   skillsDir: ".claude/skills",
   apiKey: { env: "ANTHROPIC_API_KEY", host: CLAUDE_API_HOST },
+  hostLogin: claudeLogin(CLAUDE_API_HOST),
   routes: () => [
     {
       host: CLAUDE_API_HOST,

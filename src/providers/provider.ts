@@ -6,6 +6,13 @@
  * files are read when it is loaded).
  */
 import type { Route } from "../manifest/schema.js";
+import type { TokenExchange } from "../shared/egress-config.js";
+
+/**
+ * A route a template adds: the manifest's shape, and for a forwarded login's token endpoint the
+ * exchange the proxy performs there (never written in a manifest).
+ */
+export type ProviderRoute = Route & { exchange?: TokenExchange };
 
 /** What a provider knows about the agent it starts in one bottle. */
 export interface AgentSession {
@@ -29,6 +36,37 @@ export interface AgentFile {
   what: string;
 }
 
+/** An unusable host login: what is wrong, for the start's error. */
+export class LoginProblem extends Error {}
+
+/** What a forwarded host login gives the bottle. */
+export interface ForwardedLogin {
+  /** The login's tokens, by the bundle variable that holds each. */
+  secrets: Record<string, string>;
+  /** The agent's login file: the host's shape, with placeholderRef tokens for the tokens. */
+  file: AgentFile;
+}
+
+/**
+ * The operator's own login to the model provider, forwarded (`forward_host_credentials`): the
+ * bundle holds its tokens and refreshes them through the proxy; the agent holds a login file of
+ * the same shape with placeholders.
+ */
+export interface HostLogin {
+  /** For messages: "your Claude Code login". */
+  readonly what: string;
+  /** Where it lives on the host. */
+  path(env: NodeJS.ProcessEnv, home: string): string;
+  /** How the operator logs in (again) on the host. */
+  readonly loginHint: string;
+  /** Routes used instead of the template's own: the API with the login's token, its refresh. */
+  routes(): ProviderRoute[];
+  /** The bundle variables that hold the login's tokens. */
+  readonly secretEnv: readonly string[];
+  /** Reads the login file's text; throws LoginProblem when it cannot be used (e.g. expired). */
+  forward(text: string, now: Date, session: AgentSession): ForwardedLogin;
+}
+
 export interface AgentProvider {
   /** The template name a manifest uses. */
   readonly name: string;
@@ -39,12 +77,14 @@ export interface AgentProvider {
   /** Where its skills go, below the agent's home ("" when it has no notion of skills). */
   readonly skillsDir: string;
   /** Routes added to the bottle's own (a bottle route for the same host and port replaces one). */
-  routes(): Route[];
+  routes(): ProviderRoute[];
   /**
    * The variable its CLI reads its API key from, and the host that key is for: the agent holds,
    * under that name, the placeholder of whichever token the bottle's route for the host injects.
    */
   readonly apiKey?: { env: string; host: string };
+  /** The operator's login that `forward_host_credentials` forwards, when the CLI has one. */
+  readonly hostLogin?: HostLogin;
   /** Variables set in the agent (never a secret: tokens are placeholders set by launch). */
   env(session: AgentSession): Record<string, string>;
   /** The agent's interactive UI, run in its session in the bottle. */

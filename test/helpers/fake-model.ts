@@ -9,7 +9,13 @@ import { run } from "../../src/exec/run.js";
 import { upstreamCerts } from "./fake-upstream.js";
 
 /** The names the fake answers for: the hosts `claude` and `codex` call by default. */
-export const FAKE_MODEL_HOSTS = ["api.anthropic.com", "api.openai.com"] as const;
+export const FAKE_MODEL_HOSTS = [
+  "api.anthropic.com",
+  "api.openai.com",
+  // The token endpoints of Claude Code's and Codex's logins.
+  "platform.claude.com",
+  "auth.openai.com",
+] as const;
 
 /** What a test holds of a running fake: its container (for its log) and address on the network. */
 export interface FakeModel {
@@ -19,7 +25,11 @@ export interface FakeModel {
 
 /** One line of the fake's log. `upgrade` is a refused WebSocket upgrade. */
 export interface ModelEvent {
-  event: "request" | "upgrade" | "listening";
+  event: "request" | "upgrade" | "listening" | "issued";
+  /** "issued": the refresh token a token endpoint was sent, and the tokens it answered. */
+  refreshed?: string;
+  access_token?: string;
+  refresh_token?: string;
   method?: string;
   url?: string;
   host?: string;
