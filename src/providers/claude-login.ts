@@ -37,7 +37,7 @@ function oauthOf(text: string): OAuth {
     throw new LoginProblem("holds no Claude login (claudeAiOauth)");
   const r = o as Record<string, unknown>;
   for (const field of ["accessToken", "refreshToken"])
-    if (typeof r[field] !== "string" || (r[field]).length < 20)
+    if (typeof r[field] !== "string" || r[field].length < 20)
       throw new LoginProblem(`has no ${field}`);
   if (typeof r["expiresAt"] !== "number") throw new LoginProblem("has no expiresAt");
   return r as OAuth;

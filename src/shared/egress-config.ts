@@ -116,6 +116,7 @@ export const EgressConfigSchema = z
 
 export type RouteAuthRule = z.infer<typeof RouteAuthRuleSchema>;
 export type RouteRule = z.infer<typeof RouteRuleSchema>;
+export type TokenExchange = z.infer<typeof TokenExchangeSchema>;
 export type EgressConfig = z.infer<typeof EgressConfigSchema>;
 
 /** The egress config in `text` (the contents of `file`); throws ConfigFileError if invalid. */

@@ -4,10 +4,7 @@
  * carries new tokens, which the bundle keeps as the login's new values while the agent receives
  * their placeholders. Both bodies are small JSON (or form) documents, held whole.
  */
-import type { TokenExchangeSchema } from "../../shared/egress-config.js";
-import type { z } from "zod";
-
-export type TokenExchange = z.infer<typeof TokenExchangeSchema>;
+import type { TokenExchange } from "../../shared/egress-config.js";
 
 /** A token request or reply larger than this is refused: they are a few hundred bytes. */
 export const EXCHANGE_LIMIT = 256 * 1024;
