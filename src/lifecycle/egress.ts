@@ -99,10 +99,8 @@ export async function applyEgress(options: {
     );
   // The template's routes (the model API) stay: they are the bottle's as much as its own.
   const selected = index.select(meta.agent);
-  const manifest = applyTemplate(
-    selected,
-    await loadProvider(selected.agent.template, options.env),
-  ).manifest;
+  const provider = await loadProvider(selected.agent.template, options.env);
+  const manifest = applyTemplate(selected, provider).manifest;
   if (manifest.bottle.name !== meta.bottle)
     throw new UsageError(
       `agents.${meta.agent}.bottle is now "${manifest.bottle.name}", but ${slug} runs bottle "${meta.bottle}"`,
@@ -111,7 +109,9 @@ export async function applyEgress(options: {
         ".egress, or start a new bottle",
     );
 
-  refuseExposures(await findExposures(trustedFiles(manifest), workspaces));
+  refuseExposures(
+    await findExposures([...trustedFiles(manifest), ...(provider.trusted ?? [])], workspaces),
+  );
 
   const configDir = join(stateDir, "bundle");
   const current = await runningRoutes(join(configDir, "egress.json"), slug);

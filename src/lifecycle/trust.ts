@@ -171,7 +171,35 @@ export function refuseExposures(exposures: readonly Exposure[]): void {
 
 /** Before anything is created: none of the plan's trusted files is in its own workspace. */
 export async function refuseOwnExposures(plan: BottlePlan): Promise<void> {
-  refuseExposures(await findExposures(plan.trusted, [ownWorkspace(plan)]));
+  refuseExposures([
+    ...(await findExposures(plan.trusted, [ownWorkspace(plan)])),
+    ...(await contextExposures(plan, [ownWorkspace(plan)])),
+  ]);
+}
+
+/**
+ * A Dockerfile layer's build context is its whole folder, sent to `docker build`, whose steps run
+ * with the host's network: a folder that holds a workspace would let an agent's files into that
+ * build (a script a step runs, a file it copies). Each such folder is an exposure.
+ */
+export async function contextExposures(
+  plan: BottlePlan,
+  workspaces: readonly Workspace[],
+): Promise<Exposure[]> {
+  const real = (p: string) => realpath(p).catch(() => resolve(p));
+  const out: Exposure[] = [];
+  for (const layer of plan.agentContainer.build.layers) {
+    const context = await real(dirname(layer.dockerfile));
+    for (const w of workspaces) {
+      const ws = await real(w.path);
+      if (ws === context || ws.startsWith(context + sep))
+        out.push({
+          file: { what: `the build folder of ${layer.what}`, path: context },
+          why: `holds ${w.owner}'s workspace (${w.path}), whose files docker build would be sent — give the Dockerfile a folder of its own`,
+        });
+    }
+  }
+  return out;
 }
 
 function ownWorkspace(plan: BottlePlan): Workspace {
@@ -223,6 +251,12 @@ export async function refuseSharedExposures(
   for (const b of others)
     for (const e of await findExposures(b.trusted, [ownWorkspace(plan)]))
       exposures.push({ ...e, file: { ...e.file, what: `${b.slug}'s ${e.file.what}` } });
+  exposures.push(
+    ...(await contextExposures(
+      plan,
+      others.map((b) => liveWorkspace(b)),
+    )),
+  );
   refuseExposures(exposures);
 }
 

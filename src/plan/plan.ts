@@ -226,7 +226,8 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   const ids =
     owner.uid === 0 ? { uid: AGENT_UID, gid: AGENT_UID } : { uid: owner.uid, gid: owner.gid };
   const grant = owner.uid === 0 && (owner.mode & 0o002) === 0 ? { uid: AGENT_UID } : undefined;
-  const trusted = trustedFiles(manifest);
+  // A user plugin's files are the operator's too (its plugin.json, Dockerfile, files).
+  const trusted = [...trustedFiles(manifest), ...(provider.trusted ?? [])];
   const readOnlyFiles = shieldedFiles(trusted, input.workspace).map((host) => ({
     host,
     container: `${WORKSPACE}/${basename(host)}`,

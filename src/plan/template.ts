@@ -30,8 +30,8 @@ export function providerFor(template: string): AgentProvider {
   const provider = builtinProvider(template);
   if (!provider)
     throw new UsageError(
-      `the "${template}" template is a user plugin, and this version of bot-bottle cannot start plugins yet`,
-      'use "template": "claude", "codex" or "shell"',
+      `the "${template}" template is not built in: a user plugin is read from disk first (providers/templates.ts loadProvider)`,
+      "load the plugin with loadProvider and pass it to planBottle",
     );
   return provider;
 }

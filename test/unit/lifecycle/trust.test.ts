@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { RefusedError } from "../../../src/errors.js";
+import type { BottlePlan } from "../../../src/backends/plan.js";
 import {
+  contextExposures,
   findExposures,
   refuseExposures,
   traversal,
@@ -108,5 +110,29 @@ describe("files the operator trusts, against the folders agents can write", () =
         /move them out .* -f PATH .* --cwd a subfolder/.test(err.hint ?? ""),
     );
     assert.doesNotThrow(() => refuseExposures([]));
+  });
+
+  test("a Dockerfile layer whose folder holds a workspace is refused: docker build would get the agent's files", async () => {
+    const planWith = (dockerfile: string) =>
+      ({
+        agentContainer: {
+          build: {
+            template: "claude",
+            layers: [{ what: "agents.coder.dockerfile", dockerfile }],
+            ref: "x",
+          },
+        },
+      }) as unknown as BottlePlan;
+    await mkdir(join(root, "images"), { recursive: true });
+    assert.deepEqual(
+      await contextExposures(planWith(join(root, "images", "Dockerfile")), workspaces()),
+      [],
+      "a folder of its own beside the workspace is fine",
+    );
+    const [e] = await contextExposures(planWith(join(root, "Dockerfile")), workspaces());
+    assert.match(e?.file.what ?? "", /build folder of agents.coder.dockerfile/);
+    assert.match(e?.why ?? "", /holds this bottle's workspace/);
+    const [inside] = await contextExposures(planWith(join(ws, "Dockerfile")), workspaces());
+    assert.ok(inside, "the workspace itself as the build folder");
   });
 });

@@ -115,7 +115,7 @@ describe("planning a bottle", () => {
     const index = load(m, { ...NO_PLUGINS, plugins: ["mine"] }, "/p/bot-bottle.json");
     assert.throws(
       () => planBottle(index.select("probe"), input),
-      /"mine" template is a user plugin.*cannot start plugins yet/,
+      /"mine" template is not built in/,
     );
   });
 
