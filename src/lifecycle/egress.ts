@@ -127,6 +127,7 @@ export async function applyEgress(options: {
   });
   next.secretEnv = current.secretEnv;
   if (current.agentKeyEnv) next.agentKeyEnv = current.agentKeyEnv;
+  if (current.jwtEnv) next.jwtEnv = current.jwtEnv;
 
   const trustCa = manifest.bottle.egress.trust_ca
     ? await readFile(manifest.bottle.egress.trust_ca)

@@ -162,7 +162,9 @@ export async function launch(
     // The login file's placeholders, by the bundle variable each stands for.
     const loginPlaceholders: Record<string, string> = {};
     for (const [name, value] of Object.entries(login?.secrets ?? {}))
-      loginPlaceholders[name] = placeholderFor(value, name, plan.slug);
+      loginPlaceholders[name] = placeholderFor(value, name, plan.slug, {
+        jwt: plan.egress.jwtEnv?.includes(name) === true,
+      });
     const ca = await readFile(join(plan.stateDir, "ca", "ca.crt"), "utf8");
     let cage: CageResult | undefined;
     let provisioned: ProvisionResult | undefined;

@@ -159,6 +159,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     workspace: WORKSPACE,
     ...(manifest.agent.model !== undefined ? { model: manifest.agent.model } : {}),
     ...(manifest.agent.prompt !== undefined ? { prompt: manifest.agent.prompt } : {}),
+    ...(manifest.agent.forward_host_credentials ? { forwardedLogin: true } : {}),
   };
   const build = agentImagePlan(manifest, provider);
   const slug = `${manifest.agent.name}-${input.id}`;
@@ -218,6 +219,9 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   const egress = {
     ...egressConfigFor(manifest.bottle, slug, 1),
     ...(vm ? { agentKeyEnv: AGENT_KEY_ENV } : {}),
+    ...(session.forwardedLogin && provider.hostLogin?.jwtEnv
+      ? { jwtEnv: [...provider.hostLogin.jwtEnv] }
+      : {}),
   };
   const ports = { egress: EGRESS_PORT };
   // The agent writes its workspace as the folder's owner — never as root: a root-owned folder

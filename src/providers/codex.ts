@@ -4,6 +4,7 @@
  * github.com; a provider entry of its own keeps it to HTTPS and SSE on api.openai.com, and the
  * features that reach elsewhere are off, so the model API is its one host.
  */
+import { codexLogin } from "./codex-login.js";
 import type { AgentProvider, AgentSession } from "./provider.js";
 
 export const OPENAI_API_HOST = "api.openai.com";
@@ -18,18 +19,24 @@ function tomlString(value: string): string {
 }
 
 function config(s: AgentSession): string {
+  // A forwarded ChatGPT login needs Codex's own provider (its ChatGPT backend on chatgpt.com).
+  const provider = s.forwardedLogin
+    ? []
+    : [
+        `[model_providers.${PROVIDER_ID}]`,
+        'name = "OpenAI (through bot-bottle)"',
+        `base_url = "https://${OPENAI_API_HOST}/v1"`,
+        'env_key = "OPENAI_API_KEY"',
+        'wire_api = "responses"',
+        "",
+      ];
   return [
     "# Written by bot-bottle at start: the model API through the bottle's egress proxy.",
     ...(s.model !== undefined ? [`model = ${tomlString(s.model)}`] : []),
-    `model_provider = "${PROVIDER_ID}"`,
+    ...(s.forwardedLogin ? [] : [`model_provider = "${PROVIDER_ID}"`]),
     "check_for_update_on_startup = false",
     "",
-    `[model_providers.${PROVIDER_ID}]`,
-    'name = "OpenAI (through bot-bottle)"',
-    `base_url = "https://${OPENAI_API_HOST}/v1"`,
-    'env_key = "OPENAI_API_KEY"',
-    'wire_api = "responses"',
-    "",
+    ...provider,
     "[analytics]",
     "enabled = false",
     "",
@@ -52,6 +59,7 @@ export const codex: AgentProvider = {
   image: "codex",
   skillsDir: ".codex/skills",
   apiKey: { env: "OPENAI_API_KEY", host: OPENAI_API_HOST },
+  hostLogin: codexLogin,
   routes: () => [
     {
       host: OPENAI_API_HOST,

@@ -23,6 +23,8 @@ export interface AgentSession {
   model?: string;
   /** The manifest's `prompt`, when it sets one. */
   prompt?: string;
+  /** The operator's own login is forwarded (`forward_host_credentials`). */
+  forwardedLogin?: boolean;
 }
 
 /** A file written in the agent's home, as the agent's user, before the agent starts. */
@@ -63,6 +65,8 @@ export interface HostLogin {
   routes(): ProviderRoute[];
   /** The bundle variables that hold the login's tokens. */
   readonly secretEnv: readonly string[];
+  /** Those holding JSON Web Tokens whose claims the CLI reads (their placeholders keep them). */
+  readonly jwtEnv?: readonly string[];
   /** Reads the login file's text; throws LoginProblem when it cannot be used (e.g. expired). */
   forward(text: string, now: Date, session: AgentSession): ForwardedLogin;
 }

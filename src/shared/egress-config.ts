@@ -106,6 +106,12 @@ export const EgressConfigSchema = z
       .describe(
         "Extra CA certificates (PEM) trusted for upstream TLS, as a path inside the bundle.",
       ),
+    jwtEnv: z
+      .array(envName("a JSON Web Token"))
+      .optional()
+      .describe(
+        "Token variables holding JSON Web Tokens of a forwarded login whose CLI reads their claims (the expiry): their placeholders keep header and claims and replace the signature.",
+      ),
     agentKeyEnv: envName("the agent's proxy key")
       .optional()
       .describe(

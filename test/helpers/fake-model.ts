@@ -15,6 +15,8 @@ export const FAKE_MODEL_HOSTS = [
   // The token endpoints of Claude Code's and Codex's logins.
   "platform.claude.com",
   "auth.openai.com",
+  // Codex's ChatGPT backend, which a forwarded ChatGPT login uses.
+  "chatgpt.com",
 ] as const;
 
 /** What a test holds of a running fake: its container (for its log) and address on the network. */
@@ -29,6 +31,7 @@ export interface ModelEvent {
   /** "issued": the refresh token a token endpoint was sent, and the tokens it answered. */
   refreshed?: string;
   access_token?: string;
+  id_token?: string;
   refresh_token?: string;
   method?: string;
   url?: string;

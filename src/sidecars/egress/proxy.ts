@@ -185,6 +185,7 @@ export class EgressProxy implements ProxyContext {
   private compile(config: EgressConfig, trustCa: string | undefined): Rules {
     const { secrets, config: initial } = this.options;
     const placeholders = new Map<string, string>();
+    const jwt = new Set(config.jwtEnv ?? []);
     const tokenNames = config.routes.flatMap((route) => [
       ...(route.auth ? [route.auth.tokenEnv] : []),
       ...(route.exchange
@@ -193,14 +194,15 @@ export class EgressProxy implements ProxyContext {
     ]);
     for (const name of tokenNames) {
       const real = secrets[name];
-      if (real) placeholders.set(name, placeholderFor(real, name, initial.slug));
+      if (real)
+        placeholders.set(name, placeholderFor(real, name, initial.slug, { jwt: jwt.has(name) }));
     }
     // Tokens a refresh replaced may still be valid upstream: they stay secrets, and a reply that
     // carries one still gets its placeholder.
     const retired = this.retired.map((r) => ({
       name: `${r.name} (before a refresh)`,
       value: r.value,
-      placeholder: placeholderFor(r.value, r.name, initial.slug),
+      placeholder: placeholderFor(r.value, r.name, initial.slug, { jwt: jwt.has(r.name) }),
     }));
     const scanner = new SecretScanner(
       [

@@ -21,12 +21,14 @@ import {
 
 const t = new TestBottles();
 const agent = t.agent("login");
+const codexAgent = t.agent("cxlogin");
 const ACCESS = `sk-ant-oat01-${randomBytes(60).toString("base64url")}`;
 const REFRESH = `sk-ant-ort01-${randomBytes(60).toString("base64url")}`;
 
 describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 }, () => {
   let model: FakeModel;
   let config = "";
+  let codexHome = "";
 
   const login = (expiresAt: number) =>
     writeFile(
@@ -52,13 +54,18 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
     await writeFile(
       t.manifest,
       JSON.stringify({
-        agents: { [agent]: { template: "claude", bottle: "box", forward_host_credentials: true } },
+        agents: {
+          [agent]: { template: "claude", bottle: "box", forward_host_credentials: true },
+          [codexAgent]: { template: "codex", bottle: "box", forward_host_credentials: true },
+        },
         bottles: {
           box: {
             egress: {
               extra_hosts: {
                 "api.anthropic.com": model.ip,
                 "platform.claude.com": model.ip,
+                "chatgpt.com": model.ip,
+                "auth.openai.com": model.ip,
               },
               trust_ca: join(certs, "ca", "ca.crt"),
               network: net,
@@ -71,8 +78,10 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
     await mkdir(config);
     const { ANTHROPIC_API_KEY: _unused, ...env } = t.env;
     void _unused;
-    t.env = { ...env, CLAUDE_CONFIG_DIR: config };
-    const built = await t.cli(["images", "build", "claude"], 20 * 60_000);
+    codexHome = join(t.dir, "codex-home");
+    await mkdir(codexHome);
+    t.env = { ...env, CLAUDE_CONFIG_DIR: config, CODEX_HOME: codexHome };
+    const built = await t.cli(["images", "build", "claude", "codex"], 20 * 60_000);
     assert.equal(built.code, 0, built.stderr);
   });
   after(() => (process.env["KEEP"] ? undefined : t.teardown()));
@@ -164,4 +173,119 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
     const stop = await t.cli(["stop", slug]);
     assert.equal(stop.code, 0, stop.stderr);
   });
+
+  test("codex: the ChatGPT login's tokens stay in the bundle; the agent's auth.json keeps the claims; a refresh swaps both ways", async () => {
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const claims = {
+      exp,
+      email: "operator@example.com",
+      "https://api.openai.com/auth": { chatgpt_account_id: "acct-test", chatgpt_plan_type: "plus" },
+    };
+    const real = {
+      access: jwt(claims),
+      id: jwt(claims),
+      refresh: `rt_${randomBytes(40).toString("base64url")}`,
+    };
+    const auth = (expiry: number) =>
+      writeFile(
+        join(codexHome, "auth.json"),
+        JSON.stringify({
+          auth_mode: "chatgpt",
+          OPENAI_API_KEY: null,
+          tokens: {
+            id_token: jwt({ ...claims, exp: expiry }),
+            access_token: expiry === exp ? real.access : jwt({ ...claims, exp: expiry }),
+            refresh_token: real.refresh,
+            account_id: "acct-test",
+          },
+          last_refresh: new Date().toISOString(),
+        }),
+        { mode: 0o600 },
+      );
+    await auth(Math.floor(Date.now() / 1000) - 60);
+    const expired = await t.cli(["start", codexAgent, "--detach", "--yes"]);
+    assert.equal(expired.code, 2, expired.stderr);
+    assert.match(expired.stderr, /your Codex login .* expired at/);
+
+    await writeFile(
+      join(codexHome, "auth.json"),
+      JSON.stringify({
+        auth_mode: "chatgpt",
+        OPENAI_API_KEY: null,
+        tokens: {
+          id_token: real.id,
+          access_token: real.access,
+          refresh_token: real.refresh,
+          account_id: "acct-test",
+        },
+        last_refresh: new Date().toISOString(),
+      }),
+      { mode: 0o600 },
+    );
+    const slug = await t.start(codexAgent);
+    const file = await t.sh(
+      slug,
+      "cat ~/.codex/auth.json; grep -c model_provider ~/.codex/config.toml || true",
+    );
+    const held = JSON.parse(file.stdout.slice(0, file.stdout.lastIndexOf("}") + 1)) as {
+      tokens: { access_token: string; id_token: string; refresh_token: string; account_id: string };
+    };
+    const [h, c, sig] = held.tokens.access_token.split(".");
+    assert.equal(
+      `${h}.${c}`,
+      real.access.split(".").slice(0, 2).join("."),
+      "the claims (exp) are kept",
+    );
+    assert.notEqual(sig, real.access.split(".")[2], "the signature is not the real one");
+    assert.equal(held.tokens.account_id, "acct-test");
+    assert.match(file.stdout, /^0$/m, "Codex's own provider serves a ChatGPT login");
+    for (const token of Object.values(real)) assert.ok(!file.stdout.includes(token));
+
+    // The ChatGPT backend gets the real access token for the placeholder.
+    const call = (bearer: string) =>
+      t.sh(
+        slug,
+        `curl -sS -o /dev/null -w '%{http_code}' https://chatgpt.com/backend-api/codex/models -H 'authorization: Bearer ${bearer}'`,
+      );
+    assert.equal((await call(held.tokens.access_token)).stdout, "404");
+    const bearers = async () =>
+      (await modelRequests(model.container))
+        .filter((q) => q.url.startsWith("/backend-api/"))
+        .map((q) => q.headers["authorization"]);
+    assert.equal((await bearers()).at(-1), `Bearer ${real.access}`);
+
+    // The refresh: the real refresh token goes out; placeholders (claims kept) come back.
+    const refreshed = await t.sh(
+      slug,
+      `curl -sS https://auth.openai.com/oauth/token -H 'content-type: application/json' -d '{"grant_type":"refresh_token","refresh_token":"${held.tokens.refresh_token}"}'`,
+    );
+    const issued = (await modelLog(model.container)).filter(
+      (e) => e.event === "issued" && e.refreshed === real.refresh,
+    );
+    assert.equal(issued.length, 1, "the token endpoint got the real refresh token");
+    const answer = JSON.parse(refreshed.stdout) as Record<string, string>;
+    const fresh = issued[0];
+    assert.ok(fresh?.access_token && fresh.id_token && fresh.refresh_token);
+    for (const token of [fresh.access_token, fresh.id_token, fresh.refresh_token])
+      assert.ok(!refreshed.stdout.includes(token), "no new real token reaches the agent");
+    assert.equal(
+      answer["access_token"]?.split(".").slice(0, 2).join("."),
+      fresh.access_token.split(".").slice(0, 2).join("."),
+      "the new access token's claims reach the agent",
+    );
+    assert.equal((await call(answer["access_token"] ?? "")).stdout, "404");
+    assert.equal(
+      (await bearers()).at(-1),
+      `Bearer ${fresh.access_token}`,
+      "the new token is injected",
+    );
+    const stop = await t.cli(["stop", slug]);
+    assert.equal(stop.code, 0, stop.stderr);
+  });
 });
+
+/** A JSON Web Token with these claims and a random signature (nothing here checks signatures). */
+function jwt(claims: Record<string, unknown>): string {
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  return `${part({ alg: "RS256", typ: "JWT" })}.${part(claims)}.${randomBytes(64).toString("base64url")}`;
+}
