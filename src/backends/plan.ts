@@ -31,6 +31,8 @@ export interface BottlePlan {
     template: string;
     /** Hosts of the routes the template added to the bottle's own (the model API). */
     templateHosts: string[];
+    /** The agent CLI the template's image pins ("@anthropic-ai/claude-code@2.1.332"). */
+    cli?: string;
   };
   bottle: { name: string };
   manifest: { file: string; sha256: string };

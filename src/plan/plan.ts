@@ -21,6 +21,7 @@ import {
   type InitConfig,
 } from "../shared/init-config.js";
 import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
+import { templateImage } from "../backends/images.js";
 import {
   bundleAddress,
   userImageRef,
@@ -161,6 +162,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     ...(manifest.agent.prompt !== undefined ? { prompt: manifest.agent.prompt } : {}),
     ...(manifest.agent.forward_host_credentials ? { forwardedLogin: true } : {}),
   };
+  const cli = templateImage(provider.image)?.agentPackage;
   const build = agentImagePlan(manifest, provider);
   const slug = `${manifest.agent.name}-${input.id}`;
   const stateDir = join(input.stateRoot, slug);
@@ -263,6 +265,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
       name: manifest.agent.name,
       template: manifest.agent.template,
       templateHosts: templated.templateHosts,
+      ...(cli ? { cli: `${cli.name}@${cli.version}` } : {}),
     },
     bottle: { name: manifest.bottle.name },
     manifest: { file: manifest.file, sha256: manifest.sha256 },

@@ -37,6 +37,12 @@ export function describePlan(plan: BottlePlan): string[] {
   const a = plan.agentContainer;
   const lines = [
     `bottle ${plan.slug}  (agent ${plan.agent.name}, template ${plan.agent.template}, bottle ${plan.bottle.name}, backend ${plan.backend})`,
+    ...(plan.agent.cli ? [`  agent CLI   ${plan.agent.cli} (pinned in the image)`] : []),
+    ...(plan.agentContainer.login
+      ? [
+          `  login       ${plan.agentContainer.login.what}, forwarded: its tokens go to the bundle only; the agent gets placeholders, and refreshes go through the proxy`,
+        ]
+      : []),
     `  workspace   ${plan.workspace.host} -> ${plan.workspace.container} (the only host path the agent sees)`,
     ...(plan.backend === "smolmachines"
       ? [
@@ -44,7 +50,7 @@ export function describePlan(plan: BottlePlan): string[] {
           `              own kernel; memory ${a.limits.memory}; its network admits only smolvm's gateway, where the bundle's ports are published on random 127.0.0.1 ports`,
         ]
       : [
-          `  agent       ${a.name}  image ${a.image}`,
+          `  agent       ${a.name}  image ${a.image}${a.build.layers.length ? ` (${[a.build.template, ...a.build.layers.map((l) => l.what)].join(" → ")})` : ""}`,
           `              user ${a.user} (uid ${a.uid}), no capabilities, no-new-privileges, memory ${a.limits.memory}, pids ${a.limits.pids}, IPv6 off`,
         ]),
     `  bundle      ${plan.bundle.name}  image ${plan.bundle.image}`,
