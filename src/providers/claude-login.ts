@@ -15,6 +15,9 @@ export const CLAUDE_REFRESH_ENV = "BOT_BOTTLE_CLAUDE_REFRESH_TOKEN";
 export const CLAUDE_TOKEN_HOST = "platform.claude.com";
 export const CLAUDE_TOKEN_PATH = "/v1/oauth/token";
 
+/** The login's fields besides the tokens and expiry that the agent's copy keeps: none secret. */
+const KEPT = ["scopes", "subscriptionType", "rateLimitTier"] as const;
+
 interface OAuth {
   accessToken: string;
   refreshToken: string;
@@ -73,11 +76,18 @@ export function claudeLogin(apiHost: string): HostLogin {
       const oauth = oauthOf(text);
       if (oauth.expiresAt <= now.getTime())
         throw new LoginProblem(`expired at ${new Date(oauth.expiresAt).toISOString()}`);
+      // Only the fields Claude Code needs, by name: anything else in the host's file (another
+      // provider's login, a field a later version adds) could be a secret, and never reaches the
+      // agent.
+      const kept = Object.fromEntries(
+        KEPT.filter((k) => oauth[k] !== undefined).map((k) => [k, oauth[k]]),
+      );
       const agentCopy = {
         claudeAiOauth: {
-          ...oauth,
           accessToken: placeholderRef(CLAUDE_ACCESS_ENV),
           refreshToken: placeholderRef(CLAUDE_REFRESH_ENV),
+          expiresAt: oauth.expiresAt,
+          ...kept,
         },
       };
       return {

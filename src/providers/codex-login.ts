@@ -94,14 +94,19 @@ export const codexLogin: HostLogin = {
       throw new LoginProblem("has an access token that is not a JSON Web Token");
     if (exp * 1000 <= now.getTime())
       throw new LoginProblem(`expired at ${new Date(exp * 1000).toISOString()}`);
+    // Only the fields Codex needs, by name: anything else in the host's file (an API key beside
+    // the login, a field a later Codex adds) could be a secret, and never reaches the agent.
+    const accountId = tokens["account_id"];
     const agentCopy = {
-      ...auth,
+      auth_mode: "chatgpt",
+      OPENAI_API_KEY: null,
       tokens: {
-        ...tokens,
         id_token: placeholderRef(CODEX_ID_ENV),
         access_token: placeholderRef(CODEX_ACCESS_ENV),
         refresh_token: placeholderRef(CODEX_REFRESH_ENV),
+        ...(typeof accountId === "string" ? { account_id: accountId } : {}),
       },
+      ...(typeof auth["last_refresh"] === "string" ? { last_refresh: auth["last_refresh"] } : {}),
     };
     return {
       secrets: { [CODEX_ACCESS_ENV]: access, [CODEX_ID_ENV]: id, [CODEX_REFRESH_ENV]: refresh },

@@ -36,7 +36,14 @@ describe("Claude Code's forwarded login", () => {
   test("the bundle gets both tokens; the agent's file has the same shape, placeholders and the real expiry", () => {
     const expiresAt = NOW.getTime() + 3_600_000;
     const f = login.forward(
-      file({ accessToken: access, refreshToken: refresh, expiresAt, scopes: ["user:inference"] }),
+      // Beside the login, a field the agent must not get (another login's token, say).
+      file({
+        accessToken: access,
+        refreshToken: refresh,
+        expiresAt,
+        scopes: ["user:inference"],
+        otherToken: "sk-ant-api03-not-for-the-agent-0123456789",
+      }),
       NOW,
       session,
     );
@@ -57,6 +64,7 @@ describe("Claude Code's forwarded login", () => {
       scopes: ["user:inference"],
     });
     assert.ok(!f.file.content.includes(access) && !f.file.content.includes(refresh));
+    assert.doesNotMatch(f.file.content, /not-for-the-agent/, "unknown fields are not copied");
   });
 
   test("an expired, incomplete or unreadable login is a problem that names what, never a token", () => {
@@ -103,7 +111,18 @@ describe("Codex's forwarded ChatGPT login", () => {
   };
 
   test("the web tokens' placeholders keep header and claims, with another signature of the same length", () => {
-    const f = codexLogin.forward(JSON.stringify({ auth_mode: "chatgpt", tokens }), NOW, session);
+    const f = codexLogin.forward(
+      // An API key beside the login, and a field Codex may add later: neither reaches the agent.
+      JSON.stringify({
+        auth_mode: "chatgpt",
+        OPENAI_API_KEY: "sk-proj-not-for-the-agent-0123456789",
+        tokens: { ...tokens, extra_secret: "es-not-for-the-agent" },
+        future: "not-for-the-agent",
+      }),
+      NOW,
+      session,
+    );
+    assert.doesNotMatch(f.file.content, /not-for-the-agent/);
     assert.deepEqual(
       Object.keys(f.secrets).sort(),
       [CODEX_ACCESS_ENV, CODEX_ID_ENV, CODEX_REFRESH_ENV].sort(),
