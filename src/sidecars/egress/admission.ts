@@ -49,7 +49,8 @@ export async function admit(
     const route = decision.route;
     const finding = scanHead(req, route, rules);
     if (finding) return { refusal: findingRefusal(finding, route) };
-    if (route.auth && tunnel === undefined)
+    // A token endpoint's exchange puts the real refresh token in the body: TLS only, too.
+    if ((route.auth || route.exchange) && tunnel === undefined)
       return {
         refusal: refuse(
           "credential-needs-tls",

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,6 +176,40 @@ describe("token exchange: a forwarded login's refresh through the proxy", () => 
       body: JSON.stringify({ steal: placeholderFor(next.refresh, REFRESH, SLUG) }),
     });
     assert.equal(r.status, 403, r.body);
+  });
+
+  test("the token endpoint over plain HTTP is refused: the real refresh token only goes over TLS", async () => {
+    const before = seen.refreshes.length;
+    const r = await new Promise<{ status: number; headers: Record<string, unknown> }>(
+      (resolve, reject) => {
+        const body = JSON.stringify({
+          grant_type: "refresh_token",
+          refresh_token: placeholderFor(next.refresh, REFRESH, SLUG),
+        });
+        const req = httpRequest(
+          {
+            host: "127.0.0.1",
+            port,
+            method: "POST",
+            path: `http://auth.example.test:${upstreamPort}/v1/oauth/token`,
+            headers: {
+              host: `auth.example.test:${upstreamPort}`,
+              "content-type": "application/json",
+              "content-length": Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            res.resume();
+            resolve({ status: res.statusCode ?? 0, headers: res.headers });
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      },
+    );
+    assert.equal(r.status, 403);
+    assert.equal(r.headers["x-bot-bottle-refusal"], "credential-needs-tls");
+    assert.equal(seen.refreshes.length, before, "nothing reached the endpoint");
   });
 
   test("a failed refresh changes nothing", async () => {
