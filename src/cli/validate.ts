@@ -2,11 +2,13 @@ import type { Command } from "commander";
 import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
 import { formatPath } from "../manifest/problems.js";
+import { applyTemplate, type Templated } from "../plan/template.js";
+import { loadProvider } from "../providers/templates.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { loadFromOptions, type GlobalOptions } from "./manifest-options.js";
 
-function describeBottle(m: Manifest): string[] {
+function describeBottle(m: Manifest, templateHosts: readonly string[]): string[] {
   const b = m.bottle;
   const lines = [
     `agent   ${m.agent.name} (template ${m.agent.template})`,
@@ -21,6 +23,7 @@ function describeBottle(m: Manifest): string[] {
     if (r.paths) parts.push(r.paths.join(" "));
     if (r.tls_passthrough) parts.push("(TLS passthrough)");
     if (r.auth) parts.push(`sets ${r.auth.header} from $${r.auth.token_env}`);
+    if (templateHosts.includes(r.host)) parts.push(`(from the ${m.agent.template} template)`);
     lines.push(`  - ${parts.join("  ")}`);
   }
   if (b.egress.routes.length === 0) lines.push("  (none: every request is refused)");
@@ -49,10 +52,17 @@ export function registerValidate(program: Command, ctx: CliContext): void {
           .map((w) => `warning: ${formatPath(w.path)} ${w.message}`),
       );
       for (const w of warnings) writeLine(ctx.stderr, w);
+      // Each agent's template too: a plugin is read and checked, and the template's routes are
+      // part of the effective bottle.
+      const templated = [];
+      for (const m of manifests)
+        templated.push(applyTemplate(m, await loadProvider(m.agent.template, ctx.env)));
       if (options.agent) {
-        const m = manifests[0] as Manifest;
-        if (options.json) writeLine(ctx.stdout, JSON.stringify(m, null, 2));
-        else for (const line of describeBottle(m)) writeLine(ctx.stdout, line);
+        const t = templated[0] as Templated;
+        if (options.json) writeLine(ctx.stdout, JSON.stringify(t.manifest, null, 2));
+        else
+          for (const line of describeBottle(t.manifest, t.templateHosts))
+            writeLine(ctx.stdout, line);
         return;
       }
       if (options.json) {

@@ -71,10 +71,17 @@ describe("user plugins, through the built CLI", { timeout: 20 * 60_000 }, () => 
     assert.doesNotMatch(r.stdout + r.stderr, /LEAKLEAK/);
   });
 
-  test('validate accepts "template": "<plugin>"', async () => {
-    const r = await t.cli(["validate"]);
+  test('validate reads the plugin behind "template": a valid one resolves, a broken one is refused', async () => {
+    const r = await t.cli(["validate", "--agent", agent]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /is valid: 2 agents/);
+    assert.match(r.stdout, new RegExp(`^agent\\s+${agent} \\(template mybot\\)`, "m"));
+    const all = await t.cli(["validate"]);
+    assert.equal(all.code, 2, all.stderr);
+    assert.match(
+      all.stderr,
+      /broken\/plugin\.json:5:12 {2}env\.MY_HELPER holds text shaped like a GitHub token/,
+    );
+    assert.doesNotMatch(all.stdout + all.stderr, /LEAKLEAK/);
   });
 
   test("start --dry-run shows the plugin's route, and its Dockerfile first in the image cascade", async () => {
