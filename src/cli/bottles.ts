@@ -16,6 +16,7 @@ import { stateRoot } from "../state/paths.js";
 import { join } from "node:path";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
+import { table } from "./table.js";
 
 async function showAudit(
   ctx: CliContext,
@@ -67,16 +68,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
           b.created?.slice(0, 19).replace("T", " ") ?? "-",
           b.workspace ?? "-",
         ]);
-      const widths =
-        rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-      for (const r of rows)
-        writeLine(
-          ctx.stdout,
-          r
-            .map((c, i) => c.padEnd(widths[i] ?? 0))
-            .join("  ")
-            .trimEnd(),
-        );
+      for (const line of table(rows)) writeLine(ctx.stdout, line);
     });
 
   program

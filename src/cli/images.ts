@@ -16,6 +16,7 @@ import {
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { createProgress } from "./progress.js";
+import { table } from "./table.js";
 
 export function registerImages(program: Command, ctx: CliContext): void {
   const images = program.command("images").description("build the images bottles run on");
@@ -113,17 +114,4 @@ function listRow(l: ImageListing): string[] {
     l.size === undefined ? "-" : formatSize(l.size),
     l.built ?? l.pinned ?? "-",
   ];
-}
-
-/** Rows as columns padded to their widest cell; trailing spaces trimmed. */
-function table(rows: string[][]): string[] {
-  const widths: number[] = [];
-  for (const row of rows)
-    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) =>
-    row
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd(),
-  );
 }

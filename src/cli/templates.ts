@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { templateListing, type TemplateListing } from "../providers/templates.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
+import { table } from "./table.js";
 
 export function registerTemplates(program: Command, ctx: CliContext): void {
   program
@@ -33,17 +34,4 @@ export function templateLines(listing: TemplateListing): string[] {
     "",
     `plugins folder: ${listing.pluginsDir}${listing.plugins.length ? "" : " (none installed: docs/plugins.md says how to write one)"}`,
   ];
-}
-
-/** Rows as columns padded to their widest cell; trailing spaces trimmed. */
-function table(rows: string[][]): string[] {
-  const widths: number[] = [];
-  for (const row of rows)
-    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) =>
-    row
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd(),
-  );
 }

@@ -32,7 +32,8 @@ export class ProvisionError extends BotBottleError {
 
 /** A POSIX shell word that stands for exactly `value`. */
 export function shellWord(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
+  const closeEscapeReopen = "'\\''";
+  return "'" + value.replaceAll("'", closeEscapeReopen) + "'";
 }
 
 /** Every regular file below a skill folder, as files under `container`. Links are refused. */

@@ -69,6 +69,34 @@ export class TestBottles {
     return this.cli(["exec", slug, "--", "sh", "-c", script], 60_000);
   }
 
+  /**
+   * Where in the agent `secret` can be found — its home, /tmp, /etc, every process's environment
+   * and command line, `ps` — as a list of places (empty: nowhere). The search looks for the
+   * secret's last 24 characters, written from two halves to a file outside the searched folders,
+   * so no command line of the search holds them whole.
+   */
+  async secretPlaces(slug: string, secret: string): Promise<string[]> {
+    const tail = secret.slice(-24);
+    const probe = await this.cli(
+      [
+        "exec",
+        "--user",
+        "root",
+        slug,
+        "--",
+        "sh",
+        "-c",
+        `printf '%s%s' '${tail.slice(0, 12)}' '${tail.slice(12)}' > /dev/shm/needle; ` +
+          "grep -rlsF -f /dev/shm/needle /home/node /tmp /etc /proc/[0-9]*/environ /proc/[0-9]*/cmdline; " +
+          "ps auxww | grep -F -f /dev/shm/needle | grep -v grep | sed 's/^/ps: /'; echo checked",
+      ],
+      60_000,
+    );
+    if (!probe.stdout.trim().endsWith("checked"))
+      throw new Error(`the search failed: ${probe.stderr}`);
+    return probe.stdout.trim().split("\n").slice(0, -1);
+  }
+
   /** A container of the test's own (a fake server), removed at teardown. */
   async container(args: string[]): Promise<string> {
     const name = `bot-bottle-test-${this.id}-${randomBytes(3).toString("hex")}`;
