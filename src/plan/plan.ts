@@ -155,12 +155,19 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   if (!/^[a-z0-9]{4,12}$/.test(input.id)) throw new Error(`invalid bottle id ${input.id}`);
   const templated = applyTemplate(given, input.provider);
   const { manifest, provider } = templated;
+  /** The bundle's agent-facing ports, by daemon. */
+  const ports: Record<string, number> = { egress: EGRESS_PORT };
+  const supervise = ports["supervise"];
   const session: AgentSession = {
     home: AGENT_HOME,
     workspace: WORKSPACE,
     ...(manifest.agent.model !== undefined ? { model: manifest.agent.model } : {}),
     ...(manifest.agent.prompt !== undefined ? { prompt: manifest.agent.prompt } : {}),
     ...(manifest.agent.forward_host_credentials ? { forwardedLogin: true } : {}),
+    // The agent is registered with the supervise MCP server when its bundle serves one.
+    ...(manifest.bottle.supervise && supervise !== undefined
+      ? { mcpServers: { supervise: `http://supervise:${supervise}/mcp` } }
+      : {}),
   };
   const cli = templateImage(provider.image)?.agentPackage;
   const build = agentImagePlan(manifest, provider);
@@ -225,7 +232,6 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
       ? { jwtEnv: [...provider.hostLogin.jwtEnv] }
       : {}),
   };
-  const ports = { egress: EGRESS_PORT };
   // The agent writes its workspace as the folder's owner — never as root: a root-owned folder
   // keeps the image's uid and gets an ACL for it, unless everyone may write it already.
   const owner = input.workspaceOwner;

@@ -55,6 +55,17 @@ export const claude: AgentProvider = {
             projects: {
               [s.workspace]: { hasTrustDialogAccepted: true, hasCompletedProjectOnboarding: true },
             },
+            // The bundle's MCP servers, at user scope: no per-project approval to wait for.
+            ...(s.mcpServers
+              ? {
+                  mcpServers: Object.fromEntries(
+                    Object.entries(s.mcpServers).map(([name, url]) => [
+                      name,
+                      { type: "http", url },
+                    ]),
+                  ),
+                }
+              : {}),
           },
           null,
           2,

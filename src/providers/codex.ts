@@ -48,6 +48,11 @@ function config(s: AgentSession): string {
     `[projects.${tomlString(s.workspace)}]`,
     'trust_level = "trusted"',
     "",
+    ...Object.entries(s.mcpServers ?? {}).flatMap(([name, url]) => [
+      `[mcp_servers.${tomlString(name)}]`,
+      `url = ${tomlString(url)}`,
+      "",
+    ]),
   ].join("\n");
 }
 

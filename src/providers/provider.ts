@@ -25,6 +25,8 @@ export interface AgentSession {
   prompt?: string;
   /** The operator's own login is forwarded (`forward_host_credentials`). */
   forwardedLogin?: boolean;
+  /** MCP servers of the bundle the agent is registered with, by name: their URLs. */
+  mcpServers?: Record<string, string>;
 }
 
 /** A file written in the agent's home, as the agent's user, before the agent starts. */

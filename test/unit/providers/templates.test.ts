@@ -188,3 +188,40 @@ describe("the Dockerfile cascade", () => {
     assert.match(a.image, /:uid1234-gid1235$/);
   });
 });
+
+describe("registering the bundle's MCP servers", () => {
+  const session = {
+    home: "/home/node",
+    workspace: "/home/node/workspace",
+    mcpServers: { supervise: "http://supervise:9100/mcp" },
+  };
+
+  test("claude: user-scope mcpServers in ~/.claude.json", () => {
+    const file = BUILTIN_PROVIDERS.find((p) => p.name === "claude")
+      ?.files(session)
+      .find((f) => f.path === "/home/node/.claude.json");
+    const parsed = JSON.parse(file?.content ?? "{}") as { mcpServers?: unknown };
+    assert.deepEqual(parsed.mcpServers, {
+      supervise: { type: "http", url: "http://supervise:9100/mcp" },
+    });
+  });
+
+  test("codex: [mcp_servers.supervise] in ~/.codex/config.toml", () => {
+    const file = BUILTIN_PROVIDERS.find((p) => p.name === "codex")
+      ?.files(session)
+      .find((f) => f.path === "/home/node/.codex/config.toml");
+    assert.match(
+      file?.content ?? "",
+      /^\[mcp_servers\."supervise"\]\nurl = "http:\/\/supervise:9100\/mcp"$/m,
+    );
+  });
+
+  test("no server in the bundle, no registration (today's bundles serve egress only)", () => {
+    const plan = planBottle(agent("claude"), input);
+    const file = plan.agentContainer.provision.files.find((f) => f.path.endsWith(".claude.json"));
+    assert.equal(
+      (JSON.parse(file?.content ?? "{}") as { mcpServers?: unknown }).mcpServers,
+      undefined,
+    );
+  });
+});
