@@ -104,9 +104,35 @@ describe("bot-bottle doctor, against the real engine", () => {
         expected[`image ${name}`] = (c) => {
           assert.equal(c.status, present ? "ok" : "warn", `${ref}: ${c.detail}`);
           assert.ok(
-            c.detail.startsWith(present ? `${ref} present (` : `${ref} is missing (`),
+            c.detail.startsWith(present ? `${ref} present, ` : `${ref} is missing (`),
             c.detail,
           );
+        };
+      }
+      // The agent templates: start builds them, so a missing one is only info; a present one
+      // names the CLI it pins, read from its label.
+      for (const [name, ref, cli] of [
+        ["claude", "bot-bottle/claude:latest", "@anthropic-ai/claude-code@"],
+        ["codex", "bot-bottle/codex:latest", "@openai/codex@"],
+      ] as const) {
+        const label = (
+          await run(
+            "docker",
+            [
+              "image",
+              "inspect",
+              "--format",
+              '{{index .Config.Labels "dev.bot-bottle.agent-version"}}',
+              ref,
+            ],
+            { okExitCodes: [0, 1] },
+          )
+        ).stdout.trim();
+        expected[`image ${name}`] = (c) => {
+          if (!label) return assert.equal(c.status, "info", `${ref}: ${c.detail}`);
+          assert.ok(["ok", "info"].includes(c.status), `${ref}: ${c.detail}`);
+          assert.ok(label.startsWith(cli), label);
+          assert.ok(c.detail.includes(label), `${c.detail} names ${label}`);
         };
       }
       // Grouped by backend (Docker's checks, then smolvm's), then the state dir's disk.
@@ -116,6 +142,8 @@ describe("bot-bottle doctor, against the real engine", () => {
         "disk (docker)",
         "image base",
         "image shell",
+        "image claude",
+        "image codex",
         "image bundle",
         "smolvm",
         "kvm",

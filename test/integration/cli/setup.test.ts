@@ -125,11 +125,22 @@ describe("bot-bottle setup, on this machine (its engine already running)", () =>
   });
 
   test("as a user the engine refuses, says to join the docker group, runs nothing, and exits 3", async () => {
-    // nobody may not use the engine's socket; setup, run as nobody, must say so and stop.
+    // nobody may not use the engine's socket; setup, run as nobody, must say so and stop. It may
+    // read bot-bottle wherever it is checked out (a folder only root can enter, say): read and
+    // search, never write, which the socket needs.
     assert.equal(process.getuid?.(), 0, "this tier runs as root (it provisions the machine)");
     const r = await run(
       "setpriv",
-      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, CLI, "setup"],
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+dac_read_search",
+        "--ambient-caps=+dac_read_search",
+        process.execPath,
+        CLI,
+        "setup",
+      ],
       { env: { ...env, HOME: dir }, okExitCodes: [0, 1, 2, 3] },
     );
     assert.equal(r.exitCode, 3, r.stdout + r.stderr);
