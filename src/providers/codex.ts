@@ -44,6 +44,9 @@ function config(s: AgentSession): string {
     "plugins = false",
     "apps = false",
     "remote_plugin = false",
+    // Compressed request bodies cannot be scanned, and the proxy refuses them (ChatGPT mode
+    // compresses with zstd): Codex sends them plain.
+    "enable_request_compression = false",
     "",
     `[projects.${tomlString(s.workspace)}]`,
     'trust_level = "trusted"',

@@ -56,7 +56,13 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
       JSON.stringify({
         agents: {
           [agent]: { template: "claude", bottle: "box", forward_host_credentials: true },
-          [codexAgent]: { template: "codex", bottle: "box", forward_host_credentials: true },
+          // An unknown model slug: Codex then offers plain function tools such as exec_command.
+          [codexAgent]: {
+            template: "codex",
+            bottle: "box",
+            model: "gpt-fake",
+            forward_host_credentials: true,
+          },
         },
         bottles: {
           box: {
@@ -260,6 +266,68 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
       `Bearer ${fresh.access_token}`,
       "the new token is injected",
     );
+    const stop = await t.cli(["stop", slug]);
+    assert.equal(stop.code, 0, stop.stderr);
+  });
+
+  test("codex exec with the forwarded ChatGPT login: the backend gets the real token, Codex refreshes through the proxy", async () => {
+    // Codex refreshes a login whose access token expires within five minutes, before any call.
+    const exp = Math.floor(Date.now() / 1000) + 120;
+    const claims = {
+      exp,
+      email: "operator@example.com",
+      "https://api.openai.com/auth": {
+        chatgpt_account_id: "acct-test",
+        chatgpt_plan_type: "plus",
+        chatgpt_user_id: "user-test",
+      },
+    };
+    const real = {
+      access: jwt(claims),
+      id: jwt(claims),
+      refresh: `rt_${randomBytes(40).toString("base64url")}`,
+    };
+    await writeFile(
+      join(codexHome, "auth.json"),
+      JSON.stringify({
+        auth_mode: "chatgpt",
+        OPENAI_API_KEY: null,
+        tokens: {
+          id_token: real.id,
+          access_token: real.access,
+          refresh_token: real.refresh,
+          account_id: "acct-test",
+        },
+        last_refresh: new Date().toISOString(),
+      }),
+      { mode: 0o600 },
+    );
+    const r = await t.cli(
+      ["run", codexAgent, "--keep", "--", "RUN: echo via chatgpt > by-codex-login.txt"],
+      10 * 60_000,
+    );
+    assert.equal(r.code, 0, `run failed:\n${r.stderr}\n${r.stdout}`);
+    assert.equal(
+      (await readFile(join(t.workspace, "by-codex-login.txt"), "utf8")).trim(),
+      "via chatgpt",
+    );
+    const slug = /\b(\S+-[a-z0-9]{6}) is still running/.exec(r.stderr)?.[1] ?? "";
+
+    const issued = (await modelLog(model.container)).filter(
+      (e) => e.event === "issued" && e.refreshed === real.refresh,
+    );
+    assert.equal(issued.length, 1, "Codex refreshed through the proxy with the real refresh token");
+    const fresh = issued[0]?.access_token ?? "";
+    const calls = (await modelRequests(model.container)).filter(
+      (q) => q.url.startsWith("/backend-api/codex/responses") && q.method === "POST",
+    );
+    assert.ok(calls.length >= 2, "the prompt, then the tool's result");
+    for (const q of calls) {
+      assert.equal(q.headers["authorization"], `Bearer ${fresh}`, "the refreshed real token");
+      assert.equal(q.headers["chatgpt-account-id"], "acct-test");
+    }
+    for (const token of [real.access, real.id, real.refresh, fresh, issued[0]?.refresh_token ?? ""])
+      assert.deepEqual(await t.secretPlaces(slug, token), [], "a real token is nowhere inside");
     const stop = await t.cli(["stop", slug]);
     assert.equal(stop.code, 0, stop.stderr);
   });
