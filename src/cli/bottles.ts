@@ -137,6 +137,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
     .action(async (slugs: string[]) => {
       for (const slug of slugs) {
         const stopped = await stopBottle(allBackends(ctx.env), slug, ctx.env);
+        if (stopped.login) writeLine(ctx.stderr, stopped.login);
         writeLine(ctx.stdout, `stopped ${stopped.slug} (state kept in ${stopped.stateDir})`);
       }
     });

@@ -20,7 +20,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       if (!started) return;
       const { plan, bottle, backends } = started;
       // Ctrl-C or SIGTERM while the agent works: the bottle goes with it (state dir kept).
-      let stopping: Promise<unknown> | undefined;
+      let stopping: ReturnType<typeof stopBottle> | undefined;
       const stop = () => (stopping ??= stopBottle(backends, plan.slug, ctx.env));
       const interrupt = (signal: NodeJS.Signals) => {
         writeLine(ctx.stderr, `bot-bottle: ${signal}; stopping ${plan.slug}`);
@@ -49,7 +49,8 @@ export function registerRun(program: Command, ctx: CliContext): void {
         );
         return;
       }
-      await stop();
+      const stopped = await stop();
+      if (stopped.login) writeLine(ctx.stderr, stopped.login);
       writeLine(
         ctx.stderr,
         `${plan.agent.name} exited with status ${ctx.exitCode}; stopped ${plan.slug} (state and logs in ${plan.stateDir})`,

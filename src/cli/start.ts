@@ -147,7 +147,8 @@ export function registerStart(program: Command, ctx: CliContext): void {
         );
         return;
       }
-      await stopBottle(backends, plan.slug, ctx.env);
+      const stopped = await stopBottle(backends, plan.slug, ctx.env);
+      if (stopped.login) writeLine(ctx.stderr, stopped.login);
       writeLine(ctx.stderr, `stopped ${plan.slug}; its state and logs are in ${plan.stateDir}`);
     });
 }

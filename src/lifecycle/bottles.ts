@@ -8,6 +8,7 @@ import { BotBottleError, EXIT } from "../errors.js";
 import type { Backend, BackendName, Resource } from "../backends/backend.js";
 import { readMetadata, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
+import { returnLogin } from "./login.js";
 
 export class NoSuchBottleError extends BotBottleError {
   constructor(slug: string, hint = "`bot-bottle ls` lists the bottles") {
@@ -30,6 +31,8 @@ export interface BottleSummary {
   created: string | undefined;
   containers: { name: string; role: string; state: string }[];
   networks: string[];
+  /** After a stop: what became of a forwarded login the bottle refreshed. */
+  login?: string;
 }
 
 export function groupBySlug(resources: readonly Resource[]): Map<string, Resource[]> {
@@ -132,7 +135,8 @@ export async function stopBottle(
   const summary = await summarise(slug, resources, env);
   await backend.teardown(resources, summary.stateDir);
   await updateMetadata(summary.stateDir, { status: "stopped", stopped: new Date().toISOString() });
-  return summary;
+  const login = await returnLogin(summary.stateDir, env);
+  return login ? { ...summary, login } : summary;
 }
 
 /** Removes the resources of every bottle that is not running and not being started right now. */

@@ -144,6 +144,7 @@ export async function launch(
   await createState(plan, metadataFromPlan(plan, new Date(), process.pid));
   try {
     const login = await forwardedLogin(plan, options.env);
+    if (login) await updateMetadata(plan.stateDir, { login: login.record });
     const bundleSecrets: Record<string, string> = {};
     for (const name of plan.bundle.secretEnv) {
       const value = login?.secrets[name] ?? options.env[name];

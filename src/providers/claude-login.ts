@@ -72,6 +72,21 @@ export function claudeLogin(apiHost: string): HostLogin {
         },
       },
     ],
+    refreshToken(text) {
+      try {
+        return oauthOf(text).refreshToken;
+      } catch {
+        return undefined;
+      }
+    },
+    writeBack(text, tokens, time, expiresIn) {
+      const file = JSON.parse(text) as { claudeAiOauth: OAuth };
+      const o = file.claudeAiOauth;
+      o.accessToken = tokens[CLAUDE_ACCESS_ENV] ?? o.accessToken;
+      o.refreshToken = tokens[CLAUDE_REFRESH_ENV] ?? o.refreshToken;
+      if (expiresIn !== undefined) o.expiresAt = time.getTime() + expiresIn * 1000;
+      return JSON.stringify(file, null, 2) + "\n";
+    },
     forward(text, now, session) {
       const oauth = oauthOf(text);
       if (oauth.expiresAt <= now.getTime())

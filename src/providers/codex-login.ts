@@ -66,6 +66,26 @@ export const codexLogin: HostLogin = {
       },
     },
   ],
+  refreshToken(text) {
+    try {
+      const value = (JSON.parse(text) as AuthFile).tokens?.["refresh_token"];
+      return typeof value === "string" ? value : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  writeBack(text, tokens, time) {
+    const auth = JSON.parse(text) as AuthFile & { tokens: Record<string, unknown> };
+    const set = (field: string, name: string) => {
+      const value = tokens[name];
+      if (value !== undefined) auth.tokens[field] = value;
+    };
+    set("access_token", CODEX_ACCESS_ENV);
+    set("id_token", CODEX_ID_ENV);
+    set("refresh_token", CODEX_REFRESH_ENV);
+    auth["last_refresh"] = time.toISOString();
+    return JSON.stringify(auth, null, 2) + "\n";
+  },
   forward(text, now, session) {
     let auth: AuthFile;
     try {

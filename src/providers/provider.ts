@@ -71,6 +71,19 @@ export interface HostLogin {
   readonly jwtEnv?: readonly string[];
   /** Reads the login file's text; throws LoginProblem when it cannot be used (e.g. expired). */
   forward(text: string, now: Date, session: AgentSession): ForwardedLogin;
+  /** The refresh token in the login file's text (to tell whether the host refreshed it since). */
+  refreshToken(text: string): string | undefined;
+  /**
+   * The login file's text with the tokens the bottle's refreshes left (by bundle variable), the
+   * time of the last refresh and its `expires_in`: what `stop` writes back, since the refresh
+   * used up the file's refresh token.
+   */
+  writeBack(
+    text: string,
+    tokens: Readonly<Record<string, string>>,
+    time: Date,
+    expiresIn?: number,
+  ): string;
 }
 
 export interface AgentProvider {

@@ -130,6 +130,31 @@ export function parseEgressConfig(text: string, file: string): EgressConfig {
   return parseConfigText(EgressConfigSchema, "egress config", file, text);
 }
 
+/**
+ * The tokens a forwarded login's refresh gave the bundle, written by the egress daemon beside its
+ * audit log (mode 0600) at every refresh: a restarted daemon goes on with them, and `stop` hands
+ * them back to the operator's login file, whose refresh token the refresh used up.
+ */
+export const RotatedTokensSchema = z
+  .strictObject({
+    time: z.string().describe("When the last refresh answered (RFC 3339)."),
+    values: z
+      .record(z.string().regex(ENV_NAME), z.string().min(1))
+      .describe("Each rotated token's variable -> its current value (real: never shown)."),
+    expiresIn: z
+      .number()
+      .optional()
+      .describe("The last refresh's `expires_in`, in seconds, when it said."),
+  })
+  .describe("A forwarded login's tokens as the bundle's refreshes left them.");
+
+export type RotatedTokens = z.infer<typeof RotatedTokensSchema>;
+export const ROTATED_TOKENS_FILE = "tokens.json";
+
+export function parseRotatedTokens(text: string, file: string): RotatedTokens {
+  return parseConfigText(RotatedTokensSchema, "rotated tokens", file, text);
+}
+
 /** Files and variables the egress daemon reads inside the bundle. */
 export const EGRESS_CONFIG_PATH = "/etc/bot-bottle/egress.json";
 export const CA_CERT_PATH = "/etc/bot-bottle/ca.crt";

@@ -28,6 +28,8 @@ export interface BottleMetadata {
   labels: Record<string, string>;
   containers: { agent: string; bundle: string };
   networks: { internal?: string; egress: string };
+  /** A forwarded login's file, and the SHA-256 of the refresh token it held at start. */
+  login?: { path: string; refreshSha256: string };
   /** The agent's interactive session: what `bot-bottle attach` opens when it is not running. */
   session?: { argv: string[]; workdir: string; user: string };
   /** The cage self-test run by start, from inside the agent, before the agent's command. */

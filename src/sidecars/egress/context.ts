@@ -37,6 +37,8 @@ export interface EgressOptions {
   log: Logger;
   /** Name resolution (tests pass their own); the default is the system resolver. */
   lookup?: Lookup;
+  /** Told the new values after a token endpoint's reply rotated some (to keep them on disk). */
+  onRotate?: (values: Readonly<Record<string, string>>, expiresIn: number | undefined) => void;
   /** Overrides of the resource limits (tests shorten the timeouts). */
   limits?: Partial<Limits>;
 }
@@ -107,5 +109,5 @@ export interface ProxyContext {
    * the tokens they replace stay secrets the scanner and the redactor know. Returns the rules
    * with them.
    */
-  rotate(values: Readonly<Record<string, string>>): Rules;
+  rotate(values: Readonly<Record<string, string>>, expiresIn?: number): Rules;
 }

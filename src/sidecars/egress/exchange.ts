@@ -42,3 +42,13 @@ export function rotatedTokens(
   }
   return out;
 }
+
+/** A token endpoint reply's `expires_in` (seconds), when it gives one. */
+export function expiresIn(body: Buffer): number | undefined {
+  try {
+    const value = (JSON.parse(body.toString("utf8")) as { expires_in?: unknown }).expires_in;
+    return typeof value === "number" && value > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -21,7 +21,7 @@ import { KEY_CHALLENGE, PROXY_AUTH_STATUS } from "./agent-key.js";
 import { errorText, findingRefusal, pending, type Pending } from "./audit.js";
 import { BACKLOG, type ProxyContext, type Rules } from "./context.js";
 import { Redactor, type Finding } from "./dlp.js";
-import { EXCHANGE_LIMIT, rotatedTokens, swapPlaceholder } from "./exchange.js";
+import { EXCHANGE_LIMIT, expiresIn, rotatedTokens, swapPlaceholder } from "./exchange.js";
 import { refuse, type Target } from "./policy.js";
 import type { RouteRule } from "../../shared/egress-config.js";
 import type { Address } from "./resolve.js";
@@ -236,7 +236,7 @@ function relayExchange(
         ? rotatedTokens(body, route.exchange)
         : undefined;
     const rotated = tokens && Object.keys(tokens).length ? Object.keys(tokens) : undefined;
-    const rules = rotated && tokens ? ctx.rotate(tokens) : ctx.rules;
+    const rules = rotated && tokens ? ctx.rotate(tokens, expiresIn(body)) : ctx.rules;
     const redactor = new Redactor(rules.redactions);
     const out = Buffer.concat([redactor.push(body), redactor.end()]);
     settle(true);

@@ -4,9 +4,17 @@
  * agent, appends one audit line per decision, and reloads its routes on SIGHUP — keeping the old
  * ones when the new file is unreadable, so a bad edit never opens or closes anything by accident.
  * When the config names agentKeyEnv, the agent's proxy key is read from that variable at start
- * (none there: it refuses to start) and stays in force across every reload.
+ * (none there: it refuses to start) and stays in force across every reload. A forwarded login's
+ * refreshed tokens are kept beside the audit log, and a restarted daemon starts from them.
  */
-import { createWriteStream, mkdirSync, readFileSync, writeSync } from "node:fs";
+import {
+  createWriteStream,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { ConfigFileError } from "../../shared/config-file.js";
 import {
@@ -16,8 +24,11 @@ import {
   CA_KEY_ENV,
   EGRESS_CONFIG_PATH,
   parseEgressConfig,
+  parseRotatedTokens,
+  ROTATED_TOKENS_FILE,
   type AuditRecord,
   type EgressConfig,
+  type RotatedTokens,
 } from "../../shared/egress-config.js";
 import { createLogger } from "../log.js";
 import { CertificateAuthority } from "./certs.js";
@@ -98,6 +109,21 @@ for (const name of initial.config.secretEnv) {
   const value = process.env[name];
   if (value) secrets[name] = value;
 }
+// A forwarded login refreshed before this daemon (re)started: its latest tokens, not the first.
+const rotatedFile = join(auditDir, ROTATED_TOKENS_FILE);
+const rotatable = new Set(
+  initial.config.routes.flatMap((r) =>
+    r.exchange ? [r.exchange.refreshEnv, ...Object.values(r.exchange.rotates)] : [],
+  ),
+);
+let rotated: RotatedTokens | undefined;
+try {
+  rotated = parseRotatedTokens(readFileSync(rotatedFile, "utf8"), rotatedFile);
+  for (const [name, value] of Object.entries(rotated.values))
+    if (rotatable.has(name)) secrets[name] = value;
+} catch {
+  rotated = undefined; // none yet (or unreadable: the tokens the bundle started with stand)
+}
 // Nothing below needs them in the environment any more.
 delete process.env[CA_KEY_ENV];
 if (initial.config.agentKeyEnv !== undefined) delete process.env[initial.config.agentKeyEnv];
@@ -112,6 +138,20 @@ const proxy = new EgressProxy({
   ...(initial.agentKey ? { agentKey: initial.agentKey } : {}),
   log,
   audit: (record: AuditRecord) => audit.write(JSON.stringify(record) + "\n"),
+  onRotate: (values, expiresIn) => {
+    rotated = {
+      time: new Date().toISOString(),
+      values: { ...rotated?.values, ...values },
+      ...(expiresIn !== undefined ? { expiresIn } : {}),
+    };
+    // Written whole, then renamed over the last: a reader never sees half a file.
+    const tmp = `${rotatedFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(rotated) + "\n", { mode: 0o600 });
+    renameSync(tmp, rotatedFile);
+    log("login-refreshed", `a forwarded login was refreshed: ${Object.keys(values).join(", ")}`, {
+      rotated: Object.keys(values),
+    });
+  },
 });
 
 void proxy.listen(port).then(() =>

@@ -170,7 +170,7 @@ export class EgressProxy implements ProxyContext {
     return this.live.recheck(config);
   }
 
-  rotate(values: Readonly<Record<string, string>>): Rules {
+  rotate(values: Readonly<Record<string, string>>, expiresIn?: number): Rules {
     const { secrets } = this.options;
     for (const [name, value] of Object.entries(values)) {
       const old = secrets[name];
@@ -179,6 +179,7 @@ export class EgressProxy implements ProxyContext {
       secrets[name] = value;
     }
     this.current = this.compile(this.current.config, this.currentTrust);
+    this.options.onRotate?.(values, expiresIn);
     return this.current;
   }
 

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { run } from "../../../src/exec/run.js";
 import { TestBottles } from "../../helpers/bottles.js";
 import {
   fakeModelCerts,
@@ -157,8 +158,65 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
       assert.deepEqual(await t.secretPlaces(slug, real), [], "a real token is nowhere inside");
     }
     assert.match(held.claudeAiOauth.accessToken, /^sk-ant-oat01-/, "placeholders keep the shape");
+
+    // The egress daemon dies and init restarts it: it goes on with the refreshed tokens.
+    await run("docker", [
+      "exec",
+      `bot-bottle-${slug}-bundle`,
+      "sh",
+      "-c",
+      // Not this shell itself, whose own command line names the daemon's file.
+      'for p in /proc/[0-9]*; do [ "${p#/proc/}" != "$$" ] && grep -qs egress/main.js "$p/cmdline" && kill "${p#/proc/}"; done; true',
+    ]);
+    const again = await t.cli(
+      ["exec", slug, "--", "claude", "-p", "SAY: after a restart"],
+      120_000,
+    );
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /after a restart/);
+    const last = (await modelRequests(model.container))
+      .filter((q) => q.url.startsWith("/v1/messages"))
+      .at(-1);
+    assert.equal(
+      last?.headers["authorization"],
+      `Bearer ${newAccess}`,
+      "the refreshed token, still",
+    );
+    const restarts = await t.cli(["logs", slug, "--json"]);
+    assert.match(restarts.stdout, /"event":"login-refreshed"/);
+
     const stop = await t.cli(["stop", slug]);
     assert.equal(stop.code, 0, stop.stderr);
+
+    // The refresh used up the host login's refresh token: stop writes the new tokens back.
+    assert.match(
+      stop.stderr,
+      /your Claude Code login was refreshed in \S+: the new tokens are written back to /,
+    );
+    const host = JSON.parse(await readFile(join(config, ".credentials.json"), "utf8")) as {
+      claudeAiOauth: {
+        accessToken: string;
+        refreshToken: string;
+        expiresAt: number;
+        scopes: string[];
+      };
+    };
+    assert.equal(host.claudeAiOauth.accessToken, newAccess);
+    assert.equal(host.claudeAiOauth.refreshToken, issued[0]?.refresh_token);
+    assert.ok(
+      Math.abs(host.claudeAiOauth.expiresAt - (Date.now() + 28_800_000)) < 600_000,
+      "expires_in honoured",
+    );
+    assert.deepEqual(
+      host.claudeAiOauth.scopes,
+      ["user:inference", "user:profile"],
+      "the rest kept",
+    );
+    const stateDir = join(t.dir, "state", "bot-bottle", slug);
+    await assert.rejects(
+      readFile(join(stateDir, "audit", "tokens.json")),
+      "no token left in the state dir",
+    );
   });
 
   test("codex: the ChatGPT login's tokens stay in the bundle; the agent's auth.json keeps the claims; a refresh swaps both ways", async () => {
@@ -268,6 +326,22 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
     );
     const stop = await t.cli(["stop", slug]);
     assert.equal(stop.code, 0, stop.stderr);
+    // The operator's auth.json gets the tokens the refresh left, the rest as it was.
+    assert.match(
+      stop.stderr,
+      /your Codex login was refreshed in \S+: the new tokens are written back/,
+    );
+    const host = JSON.parse(await readFile(join(codexHome, "auth.json"), "utf8")) as {
+      auth_mode: string;
+      tokens: Record<string, string>;
+    };
+    assert.equal(host.auth_mode, "chatgpt");
+    assert.deepEqual(host.tokens, {
+      id_token: fresh.id_token,
+      access_token: fresh.access_token,
+      refresh_token: fresh.refresh_token,
+      account_id: "acct-test",
+    });
   });
 
   test("codex exec with the forwarded ChatGPT login: the backend gets the real token, Codex refreshes through the proxy", async () => {
@@ -328,8 +402,20 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
     }
     for (const token of [real.access, real.id, real.refresh, fresh, issued[0]?.refresh_token ?? ""])
       assert.deepEqual(await t.secretPlaces(slug, token), [], "a real token is nowhere inside");
+
+    // The operator refreshes on the host meanwhile (another refresh token): stop leaves it be.
+    const mine = JSON.parse(await readFile(join(codexHome, "auth.json"), "utf8")) as {
+      tokens: Record<string, string>;
+    };
+    mine.tokens["refresh_token"] = `rt_${randomBytes(40).toString("base64url")}`;
+    await writeFile(join(codexHome, "auth.json"), JSON.stringify(mine), { mode: 0o600 });
     const stop = await t.cli(["stop", slug]);
     assert.equal(stop.code, 0, stop.stderr);
+    assert.match(
+      stop.stderr,
+      /your Codex login was refreshed in \S+, but \S+ changed on this machine since: left as it is/,
+    );
+    assert.deepEqual(JSON.parse(await readFile(join(codexHome, "auth.json"), "utf8")), mine);
   });
 });
 

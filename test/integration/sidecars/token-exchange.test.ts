@@ -32,6 +32,7 @@ describe("token exchange: a forwarded login's refresh through the proxy", () => 
   let proxy: EgressProxy;
   let port = 0;
   const audit: AuditRecord[] = [];
+  const rotations: { values: Record<string, string>; expiresIn: number | undefined }[] = [];
   /** What the fake upstream saw: the bearer on API calls, the refresh token on token calls. */
   const seen = { bearers: [] as string[], refreshes: [] as string[] };
   const first = { access: token("sk-ant-oat01-"), refresh: token("sk-ant-ort01-") };
@@ -105,6 +106,7 @@ describe("token exchange: a forwarded login's refresh through the proxy", () => 
       secrets: { [ACCESS]: first.access, [REFRESH]: first.refresh },
       audit: (r) => audit.push(r),
       log: () => undefined,
+      onRotate: (values, expiresIn) => rotations.push({ values: { ...values }, expiresIn }),
     });
     port = await proxy.listen(0, "127.0.0.1");
   });
@@ -150,6 +152,11 @@ describe("token exchange: a forwarded login's refresh through the proxy", () => 
       assert.ok(!r.body.includes(real), "no real token reaches the agent");
     const line = audit.find((a) => a.host === "auth.example.test" && a.decision === "allow");
     assert.deepEqual(line?.rotated?.sort(), [ACCESS, REFRESH].sort());
+    assert.deepEqual(
+      rotations,
+      [{ values: { [ACCESS]: next.access, [REFRESH]: next.refresh }, expiresIn: 3600 }],
+      "the daemon is told the new tokens, to keep them on disk",
+    );
   });
 
   test("after the refresh: the API gets the new access token", async () => {

@@ -224,3 +224,42 @@ describe("planning a forwarded login", () => {
     );
   });
 });
+
+describe("handing refreshed tokens back to the host's login file", () => {
+  test("claude: the new tokens and expiry, every other field as it was", () => {
+    const text = JSON.stringify({
+      claudeAiOauth: { accessToken: "a1", refreshToken: "r1", expiresAt: 1, scopes: ["s"] },
+      other: { keep: true },
+    });
+    const login = claudeLogin("api.anthropic.com");
+    assert.equal(login.refreshToken(text), undefined, "too short to be a login's");
+    const next = JSON.parse(
+      login.writeBack(text, { [CLAUDE_ACCESS_ENV]: "a2", [CLAUDE_REFRESH_ENV]: "r2" }, NOW, 3600),
+    ) as Record<string, unknown>;
+    assert.deepEqual(next, {
+      claudeAiOauth: {
+        accessToken: "a2",
+        refreshToken: "r2",
+        expiresAt: NOW.getTime() + 3_600_000,
+        scopes: ["s"],
+      },
+      other: { keep: true },
+    });
+  });
+
+  test("codex: the three tokens and last_refresh, the account and mode as they were", () => {
+    const text = JSON.stringify({
+      auth_mode: "chatgpt",
+      tokens: { id_token: "i1", access_token: "a1", refresh_token: "r1", account_id: "acct" },
+    });
+    assert.equal(codexLogin.refreshToken(text), "r1");
+    const next = JSON.parse(
+      codexLogin.writeBack(text, { [CODEX_ACCESS_ENV]: "a2", [CODEX_REFRESH_ENV]: "r2" }, NOW),
+    ) as Record<string, unknown>;
+    assert.deepEqual(next, {
+      auth_mode: "chatgpt",
+      tokens: { id_token: "i1", access_token: "a2", refresh_token: "r2", account_id: "acct" },
+      last_refresh: NOW.toISOString(),
+    });
+  });
+});
