@@ -91,7 +91,9 @@ export function buildArgs(
   npm: NpmBuildInputs | undefined,
 ): Record<string, string> {
   return {
-    ...(agentPackage ? { AGENT_PACKAGE: agentPackageSpec(agentPackage) } : {}),
+    ...(agentPackage
+      ? { AGENT_PACKAGE: agentPackageSpec(agentPackage), AGENT_COMMAND: agentPackage.command }
+      : {}),
     ...(npm?.registry ? { NPM_REGISTRY: npm.registry } : {}),
   };
 }

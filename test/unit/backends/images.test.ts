@@ -76,6 +76,7 @@ describe("template recipes", () => {
   test("the pinned package and a non-default registry are build args; the default registry is not", () => {
     assert.deepEqual(buildArgs(claude.agentPackage, { caBundle: "", caSources: [] }), {
       AGENT_PACKAGE: "@anthropic-ai/claude-code@2.1.332",
+      AGENT_COMMAND: "claude",
     });
     assert.deepEqual(
       buildArgs(claude.agentPackage, {
@@ -85,6 +86,7 @@ describe("template recipes", () => {
       }),
       {
         AGENT_PACKAGE: "@anthropic-ai/claude-code@2.1.332",
+        AGENT_COMMAND: "claude",
         NPM_REGISTRY: "https://npm.internal.example/",
       },
     );
