@@ -153,10 +153,12 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
       if (options.json) writeLine(ctx.stdout, JSON.stringify(removed, null, 2));
       else if (removed.length === 0) writeLine(ctx.stdout, "nothing to clean up");
       else
-        for (const b of removed)
+        for (const b of removed) {
           writeLine(
             ctx.stdout,
             `removed ${b.slug}: ${[...b.containers.map((c) => `container ${c.name}`), ...b.networks.map((n) => `network ${n}`)].join(", ")}`,
           );
+          if (b.login) writeLine(ctx.stderr, b.login);
+        }
     });
 }

@@ -155,7 +155,8 @@ export async function cleanup(
         status: "failed",
         error: meta.error ?? "left behind; removed by cleanup",
       });
-    removed.push(summary);
+    const login = await returnLogin(summary.stateDir, env);
+    removed.push(login ? { ...summary, login } : summary);
   }
   return removed;
 }
