@@ -4,6 +4,7 @@
  * features, Claude Code's traffic switches) but with no bundle, no proxy and no cage.
  */
 import type { FakeModel } from "../test/helpers/fake-model.js";
+import { codex } from "../src/providers/codex.js";
 
 /** The prompt both the bottled and the baseline runs give; the fake answers "ready". */
 export const PROMPT = "SAY: ready";
@@ -20,30 +21,13 @@ export interface Agent {
   host: string;
 }
 
-/** Codex's configuration for the baseline: the provider, features and analytics as a bottle's. */
+/** Codex's configuration for the baseline: the very file a bottle's codex template writes. */
 export function codexConfig(workspace: string): string {
-  return [
-    'model_provider = "bench"',
-    "check_for_update_on_startup = false",
-    "",
-    "[model_providers.bench]",
-    'name = "OpenAI (the fake)"',
-    'base_url = "https://api.openai.com/v1"',
-    'env_key = "OPENAI_API_KEY"',
-    'wire_api = "responses"',
-    "",
-    "[analytics]",
-    "enabled = false",
-    "",
-    "[features]",
-    "plugins = false",
-    "apps = false",
-    "remote_plugin = false",
-    "",
-    `[projects.${JSON.stringify(workspace)}]`,
-    'trust_level = "trusted"',
-    "",
-  ].join("\n");
+  const file = codex
+    .files({ home: BASE_HOME, workspace })
+    .find((f) => f.path === `${BASE_HOME}/.codex/config.toml`);
+  if (!file) throw new Error("the codex template writes no config.toml");
+  return file.content;
 }
 
 /**

@@ -114,10 +114,10 @@ export class TestBottles {
   }
 
   /**
-   * The fake HTTPS upstream (test/fixtures/fake-upstream.mjs) in a container of the test's own on
-   * `network`, serving the certificates in `certs` (see fake-upstream.ts upstreamCerts).
+   * A server of test/fixtures/ (`script`) in a container of the test's own on `network`, as root,
+   * serving the certificates in `certs` (mounted at /certs).
    */
-  fakeUpstream(certs: string, network: string): Promise<string> {
+  fixtureServer(script: string, certs: string, network: string): Promise<string> {
     return this.container([
       "--network",
       network,
@@ -129,8 +129,16 @@ export class TestBottles {
       `${join(import.meta.dirname, "..", "fixtures")}:/fixtures:ro`,
       "bot-bottle/shell:latest",
       "node",
-      "/fixtures/fake-upstream.mjs",
+      `/fixtures/${script}`,
     ]);
+  }
+
+  /**
+   * The fake HTTPS upstream (test/fixtures/fake-upstream.mjs) on `network`, serving the
+   * certificates in `certs` (see fake-upstream.ts upstreamCerts).
+   */
+  fakeUpstream(certs: string, network: string): Promise<string> {
+    return this.fixtureServer("fake-upstream.mjs", certs, network);
   }
 
   /**
@@ -139,7 +147,7 @@ export class TestBottles {
    * once it listens, with its container name and address.
    */
   fakeModel(certs: string, network: string): Promise<FakeModel> {
-    return startFakeModel((args) => this.container(args), certs, network);
+    return startFakeModel(() => this.fixtureServer("fake-model.mjs", certs, network), network);
   }
 
   async network(args: string[]): Promise<string> {

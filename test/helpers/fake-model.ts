@@ -3,7 +3,6 @@
  * of the test's own: certificates for the API hosts it stands in for, a start that waits until it
  * listens, and the requests it logged, read back with `docker logs`.
  */
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../src/exec/run.js";
 import { upstreamCerts } from "./fake-upstream.js";
@@ -90,30 +89,16 @@ export async function modelRequests(container: string): Promise<ModelRequest[]> 
 }
 
 /**
- * Starts the fake in a container on `network` (through `container`, which runs `docker run
- * --detach` with these arguments and returns the name, e.g. TestBottles.container), serving the
- * certificates in `certs` (see fakeModelCerts) on 443 and plain HTTP on 80; resolves once it
- * listens, with its name and address.
+ * The fake, started by `start` (which returns its container's name, e.g. TestBottles.fakeModel
+ * running test/fixtures/fake-model.mjs with certificates from fakeModelCerts) on `network`:
+ * resolves once it listens on 443 and 80, with its name and address.
  */
 export async function startFakeModel(
-  container: (args: string[]) => Promise<string>,
-  certs: string,
+  start: () => Promise<string>,
   network: string,
   timeoutMs = 20_000,
 ): Promise<FakeModel> {
-  const name = await container([
-    "--network",
-    network,
-    "--user",
-    "root",
-    "-v",
-    `${certs}:/certs:ro`,
-    "-v",
-    `${join(import.meta.dirname, "..", "fixtures")}:/fixtures:ro`,
-    "bot-bottle/shell:latest",
-    "node",
-    "/fixtures/fake-model.mjs",
-  ]);
+  const name = await start();
   await waitListening(name, timeoutMs);
   const { stdout } = await run("docker", [
     "inspect",

@@ -46,6 +46,24 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
       { mode: 0o600 },
     );
 
+  /** The operator's Codex ChatGPT login, in CODEX_HOME. */
+  const codexLogin = (tokens: { id: string; access: string; refresh: string }) =>
+    writeFile(
+      join(codexHome, "auth.json"),
+      JSON.stringify({
+        auth_mode: "chatgpt",
+        OPENAI_API_KEY: null,
+        tokens: {
+          id_token: tokens.id,
+          access_token: tokens.access,
+          refresh_token: tokens.refresh,
+          account_id: "acct-test",
+        },
+        last_refresh: new Date().toISOString(),
+      }),
+      { mode: 0o600 },
+    );
+
   before(async () => {
     await t.setup({ agents: {}, bottles: {} });
     const certs = join(t.dir, "certs");
@@ -231,42 +249,13 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
       id: jwt(claims),
       refresh: `rt_${randomBytes(40).toString("base64url")}`,
     };
-    const auth = (expiry: number) =>
-      writeFile(
-        join(codexHome, "auth.json"),
-        JSON.stringify({
-          auth_mode: "chatgpt",
-          OPENAI_API_KEY: null,
-          tokens: {
-            id_token: jwt({ ...claims, exp: expiry }),
-            access_token: expiry === exp ? real.access : jwt({ ...claims, exp: expiry }),
-            refresh_token: real.refresh,
-            account_id: "acct-test",
-          },
-          last_refresh: new Date().toISOString(),
-        }),
-        { mode: 0o600 },
-      );
-    await auth(Math.floor(Date.now() / 1000) - 60);
+    const lapsed = jwt({ ...claims, exp: Math.floor(Date.now() / 1000) - 60 });
+    await codexLogin({ id: lapsed, access: lapsed, refresh: real.refresh });
     const expired = await t.cli(["start", codexAgent, "--detach", "--yes"]);
     assert.equal(expired.code, 2, expired.stderr);
     assert.match(expired.stderr, /your Codex login .* expired at/);
 
-    await writeFile(
-      join(codexHome, "auth.json"),
-      JSON.stringify({
-        auth_mode: "chatgpt",
-        OPENAI_API_KEY: null,
-        tokens: {
-          id_token: real.id,
-          access_token: real.access,
-          refresh_token: real.refresh,
-          account_id: "acct-test",
-        },
-        last_refresh: new Date().toISOString(),
-      }),
-      { mode: 0o600 },
-    );
+    await codexLogin(real);
     const slug = await t.start(codexAgent);
     const file = await t.sh(
       slug,
@@ -361,21 +350,7 @@ describe("claude with the operator's forwarded login", { timeout: 20 * 60_000 },
       id: jwt(claims),
       refresh: `rt_${randomBytes(40).toString("base64url")}`,
     };
-    await writeFile(
-      join(codexHome, "auth.json"),
-      JSON.stringify({
-        auth_mode: "chatgpt",
-        OPENAI_API_KEY: null,
-        tokens: {
-          id_token: real.id,
-          access_token: real.access,
-          refresh_token: real.refresh,
-          account_id: "acct-test",
-        },
-        last_refresh: new Date().toISOString(),
-      }),
-      { mode: 0o600 },
-    );
+    await codexLogin(real);
     const r = await t.cli(
       ["run", codexAgent, "--keep", "--", "RUN: echo via chatgpt > by-codex-login.txt"],
       10 * 60_000,
