@@ -225,3 +225,26 @@ describe("registering the bundle's MCP servers", () => {
     );
   });
 });
+
+describe("a template's own files are trusted", () => {
+  test("a provider's trusted files (a plugin's) join the plan's, so start refuses them in a workspace", () => {
+    const shellProvider = BUILTIN_PROVIDERS.find((p) => p.name === "shell");
+    assert.ok(shellProvider);
+    const plan = planBottle(agent("shell"), {
+      ...input,
+      provider: {
+        ...shellProvider,
+        name: "mine",
+        trusted: [{ what: "plugins.mine (plugin.json)", path: "/p/site/plugin.json" }],
+      },
+    });
+    assert.ok(
+      plan.trusted.some((f) => f.path === "/p/site/plugin.json"),
+      "the plugin's file is among the files start checks",
+    );
+    assert.ok(
+      plan.agentContainer.readOnlyFiles.some((f) => f.host === "/p/site/plugin.json"),
+      "one directly in the workspace is bound read-only over itself",
+    );
+  });
+});
