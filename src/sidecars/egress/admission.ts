@@ -8,7 +8,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { RouteRule } from "../../shared/egress-config.js";
 import { errorText, findingRefusal, type Pending } from "./audit.js";
 import type { ProxyContext, Rules } from "./context.js";
-import type { Finding } from "./dlp.js";
+import type { Finding } from "../dlp.js";
 import { framingHeaders, HOP_BY_HOP, requestFraming, type Framing } from "./framing.js";
 import { keyRefusal, type AgentKey } from "./agent-key.js";
 import {

@@ -7,7 +7,7 @@ import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { AuditRecord, RouteRule } from "../../shared/egress-config.js";
 import type { Logger } from "../log.js";
-import type { Finding, SecretScanner } from "./dlp.js";
+import type { Finding, SecretScanner } from "../dlp.js";
 import { auditPath, refuse, type Refusal, type Target } from "./policy.js";
 import { scanHostName } from "./resolve.js";
 

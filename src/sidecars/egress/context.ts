@@ -12,7 +12,7 @@ import type { Logger } from "../log.js";
 import type { AgentKey } from "./agent-key.js";
 import type { Recorder } from "./audit.js";
 import type { CertificateAuthority } from "./certs.js";
-import type { SecretScanner } from "./dlp.js";
+import type { SecretScanner } from "../dlp.js";
 import type { Live } from "./live.js";
 import type { Target } from "./policy.js";
 import type { Lookup, Resolver } from "./resolve.js";

@@ -20,7 +20,7 @@ import { admit, allowedPlaceholders, refusedForKey } from "./admission.js";
 import { KEY_CHALLENGE, PROXY_AUTH_STATUS } from "./agent-key.js";
 import { errorText, findingRefusal, pending, type Pending } from "./audit.js";
 import { BACKLOG, type ProxyContext, type Rules } from "./context.js";
-import { Redactor, type Finding } from "./dlp.js";
+import { Redactor, type Finding } from "../dlp.js";
 import { EXCHANGE_LIMIT, expiresIn, rotatedTokens, swapPlaceholder } from "./exchange.js";
 import { refuse, type Target } from "./policy.js";
 import type { RouteRule } from "../../shared/egress-config.js";

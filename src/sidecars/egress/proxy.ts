@@ -32,7 +32,7 @@ import {
   type ProxyContext,
   type Rules,
 } from "./context.js";
-import { SecretScanner } from "./dlp.js";
+import { SecretScanner } from "../dlp.js";
 import { forwardRequest } from "./forward.js";
 import { Live } from "./live.js";
 import { refuse, type Target } from "./policy.js";

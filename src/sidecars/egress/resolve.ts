@@ -7,7 +7,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { isIP } from "node:net";
 import { isInternalAddress } from "../../shared/hosts.js";
-import type { Finding, SecretScanner } from "./dlp.js";
+import type { Finding, SecretScanner } from "../dlp.js";
 import { literalAllowed, refuse, type Refusal, type Target } from "./policy.js";
 
 /** Name resolution: the system resolver, or a test's own. */

@@ -12,7 +12,7 @@ import { admit, allowedPlaceholders, refusedForKey } from "./admission.js";
 import { KEY_CHALLENGE, PROXY_AUTH_STATUS } from "./agent-key.js";
 import { errorText, findingRefusal, pending } from "./audit.js";
 import type { ProxyContext } from "./context.js";
-import { Redactor } from "./dlp.js";
+import { Redactor } from "../dlp.js";
 import { responseHeaders, upstreamOptions } from "./forward.js";
 import { decideRequest, refuse, type Target } from "./policy.js";
 import {

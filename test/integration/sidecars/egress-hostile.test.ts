@@ -434,7 +434,7 @@ describe("the egress proxy against a hostile agent, in process", () => {
 
     test("the DNS cache stays within its bound", async () => {
       const { Resolver } = await import("../../../src/sidecars/egress/resolve.js");
-      const { SecretScanner } = await import("../../../src/sidecars/egress/dlp.js");
+      const { SecretScanner } = await import("../../../src/sidecars/dlp.js");
       const r = new Resolver(() => Promise.resolve([{ address: "93.184.215.14", family: 4 }]), {
         dnsCacheEntries: 3,
         dnsTtlMs: 60_000,

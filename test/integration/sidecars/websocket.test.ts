@@ -16,7 +16,7 @@ import {
 } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { placeholderFor } from "../../../src/shared/placeholders.js";
-import { Redactor, SecretScanner, type Finding } from "../../../src/sidecars/egress/dlp.js";
+import { Redactor, SecretScanner, type Finding } from "../../../src/sidecars/dlp.js";
 import {
   checkUpgradeResponse,
   isWebSocketUpgrade,

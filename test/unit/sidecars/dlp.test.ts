@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Redactor, SecretScanner } from "../../../src/sidecars/egress/dlp.js";
+import { Redactor, SecretScanner } from "../../../src/sidecars/dlp.js";
 
 const none = new Set<string>();
 const SECRET = "s3cr3t-value/0123456789+abcdef";

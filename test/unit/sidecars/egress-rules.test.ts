@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { placeholderFor } from "../../../src/shared/placeholders.js";
-import { encodings, Redactor, SecretScanner } from "../../../src/sidecars/egress/dlp.js";
+import { encodings, Redactor, SecretScanner } from "../../../src/sidecars/dlp.js";
 import { readSni } from "../../../src/sidecars/egress/sni.js";
 
 describe("placeholders", () => {

@@ -11,7 +11,7 @@
  * What comes back is redacted: every held token the upstream echoes, in any of those encodings or
  * JSON-escaped, is replaced by the same encoding of its placeholder, at the same length.
  */
-import { findSecretPattern, SCAN_OVERLAP } from "../../shared/secret-patterns.js";
+import { findSecretPattern, SCAN_OVERLAP } from "../shared/secret-patterns.js";
 
 export interface Finding {
   /**
