@@ -29,14 +29,17 @@ export function hostWarnings(
   if (m.bottle.egress.trust_ca && !exists(m.bottle.egress.trust_ca))
     out.push({ path: [...bottle, "egress", "trust_ca"], message: missing });
   m.bottle.git.forEach((g, i) => {
-    const at = [...bottle, "git", i, "key"];
-    switch (g.key.provider) {
+    const at = [...bottle, "git", i] as const;
+    if (g.token_env && !env[g.token_env]) out.push({ path: [...at, "token_env"], message: unset });
+    switch (g.key?.provider) {
+      case undefined:
+        break;
       case "static":
-        if (!exists(g.key.path)) out.push({ path: [...at, "path"], message: missing });
+        if (!exists(g.key.path)) out.push({ path: [...at, "key", "path"], message: missing });
         break;
       case "gitea":
         if (!env[g.key.provisioner_token_env])
-          out.push({ path: [...at, "provisioner_token_env"], message: unset });
+          out.push({ path: [...at, "key", "provisioner_token_env"], message: unset });
         break;
     }
   });

@@ -88,7 +88,7 @@ export class ManifestIndex {
           ...bottle.egress,
           ...(bottle.egress.trust_ca ? { trust_ca: path(bottle.egress.trust_ca) } : {}),
         },
-        git: bottle.git.map((g) => ({ ...g, key: key(g.key) })),
+        git: bottle.git.map((g) => (g.key ? { ...g, key: key(g.key) } : g)),
       },
     };
   }

@@ -4,7 +4,7 @@
  * manifests sit next to tokens, and a misplaced token must not be echoed to a terminal or log.
  */
 import { isIP } from "node:net";
-import { isIpLiteral, normaliseDnsName } from "../shared/hosts.js";
+import { canonicalIp, isIpLiteral, normaliseDnsName } from "../shared/hosts.js";
 
 export { isIpLiteral, normaliseDnsName };
 
@@ -103,30 +103,210 @@ export function checkPathPrefix(value: string): string | undefined {
   return undefined;
 }
 
-/** `ssh://[user@]host[:port]/path` or scp-like `[user@]host:path`; returns the host or a problem. */
-export function parseSshUpstream(value: string): { host: string } | { problem: string } {
-  const example =
-    'write an SSH URL, e.g. "git@github.com:owner/repo.git" or "ssh://git@host:2222/owner/repo.git"';
-  if (/^(https?|git|file):\/\//i.test(value))
-    return {
-      problem: `is not an SSH URL — the git gate pushes over SSH with its own key; ${example}`,
-    };
-  if (value.startsWith("ssh://")) {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      return { problem: `is not a valid SSH URL — ${example}` };
-    }
-    const host = url.hostname.replace(/^\[|\]$/g, "");
-    if (host === "" || url.pathname === "" || url.pathname === "/")
-      return { problem: `needs a host and a repository path — ${example}` };
-    return { host };
+/** Where the git gate reaches an upstream, as git dials it. */
+export type GitUpstreamAddress =
+  | { kind: "ssh"; user: string; host: string; port: number; path: string }
+  | { kind: "https"; host: string; port: number; path: string };
+
+const SSH_EXAMPLES =
+  '"git@github.com:owner/repo.git" or "ssh://git@host:2222/owner/repo.git" (SSH, with `known_host_key` and `key`)';
+const HTTPS_EXAMPLE = '"https://github.com/owner/repo.git" (HTTPS, with `token_env`)';
+const UPSTREAM_FORMS = `write ${SSH_EXAMPLES}, or ${HTTPS_EXAMPLE}`;
+
+/** A host as written in an upstream: a DNS name, an IPv4 address, or an IPv6 one in brackets. */
+function upstreamHost(raw: string): string | undefined {
+  if (raw.startsWith("[") && raw.endsWith("]")) {
+    const inner = raw.slice(1, -1);
+    return isIP(inner) === 6 ? canonicalIp(inner) : undefined;
   }
-  const scp = /^(?:[A-Za-z0-9._-]+@)?(\[[^\]]+\]|[^:/@\s]+):([^\s]+)$/.exec(value);
-  if (!scp || scp[1] === undefined || scp[2] === undefined || scp[2].startsWith("//"))
-    return { problem: `is not an SSH URL — ${example}` };
-  return { host: scp[1].replace(/^\[|\]$/g, "") };
+  if (isIP(raw) === 4) return canonicalIp(raw);
+  return normaliseDnsName(raw);
+}
+
+function upstreamPort(raw: string | undefined, fallback: number): number | undefined {
+  if (raw === undefined) return fallback;
+  const port = Number(raw);
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+/**
+ * A repository path as git hands it to the server. Characters that a URL would read differently
+ * (escapes, query, fragment, white space) are refused rather than guessed at, so the path can be
+ * written into an ssh:// or https:// URL unchanged.
+ */
+function checkUpstreamPath(path: string): string | undefined {
+  if (/[\s\p{Cc}]/u.test(path)) return "has white space or a control character in its path";
+  if (/[%?#\\]/.test(path))
+    return 'has "%", "?", "#" or "\\" in its path (write the path plainly: no escapes, query or fragment)';
+  if (path.startsWith("-")) return 'has a path starting with "-"';
+  if (path.startsWith("//")) return 'has a path starting with "//"';
+  return undefined;
+}
+
+const SCP_LIKE = /^(?:([^@/:[\]\s]+)@)?(\[[^\]]*\]|[^@/:[\]\s]+):(.*)$/;
+const SSH_URL = /^ssh:\/\/(?:([^@/]*)@)?(\[[^\]]*\]|[^@/:[\]]*)(?::([^/]*))?(\/.*)?$/i;
+const HTTPS_URL = /^https:\/\/([^/?#]*)([^?#]*)(.*)$/i;
+const SSH_USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
+
+/**
+ * Parses a git entry's `upstream`. Three forms, as git itself reads them:
+ *
+ * - scp-like `[user@]host:path` (`host` may be `[IPv6]`): port 22; `path` exactly as written, so
+ *   `git@host:org/repo.git` gives `org/repo.git`, which the server resolves against the login's
+ *   home, and `git@host:/srv/x.git` gives `/srv/x.git`.
+ * - `ssh://[user@]host[:port]/path`: port 22 unless given; `path` is what git sends the server:
+ *   the URL's path (`/srv/x.git`), except that git drops the "/" before a leading "~"
+ *   (`ssh://h/~/x.git` and `ssh://h/~bob/x.git` send `~/x.git` and `~bob/x.git`).
+ * - `https://host[:port]/path`: port 443 unless given; `path` is the URL's path.
+ *
+ * SSH forms default the user to `git`. Hosts come back normalised (lower case, IDNA, canonical
+ * IP, no brackets). For SSH, `path` is therefore always the argument git gives
+ * git-upload-pack/git-receive-pack on the server, and `ssh://user@host:port` + (`path` starting
+ * "/" ? `path` : "/" + `path`) is a URL that sends the same bytes — for absolute paths and "~"
+ * paths. A relative path (`org/repo.git`) has no exact ssh:// spelling: `ssh://h/org/repo.git`
+ * sends `/org/repo.git` (GitHub, GitLab, Gitea and Bitbucket strip the "/", a plain OpenSSH
+ * server does not), and `ssh://h/~/org/repo.git` sends `~/org/repo.git` (git-upload-pack expands
+ * "~" to the home, GitHub and gitolite refuse it). Only git's bracketed scp form
+ * `[user@host:port]:org/repo.git` sends it byte for byte with a port (checked with git 2.39 and a
+ * recording GIT_SSH_COMMAND).
+ */
+export function parseGitUpstream(value: string): GitUpstreamAddress | { problem: string } {
+  if (/^http:\/\//i.test(value))
+    return {
+      problem: `is a plain http:// URL — the git gate refuses unencrypted upstreams; ${UPSTREAM_FORMS}`,
+    };
+  if (/^https:\/\//i.test(value)) return parseHttpsUpstream(value);
+  if (/^ssh:\/\//i.test(value)) {
+    const m = SSH_URL.exec(value);
+    if (!m) return { problem: `is not a valid SSH URL — ${UPSTREAM_FORMS}` };
+    const [, user, host, port, path] = m;
+    return sshAddress(user, host ?? "", port, path, true);
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || /^[a-z][a-z0-9+.-]*::/i.test(value))
+    return {
+      problem: `uses a transport the git gate does not speak (git://, file:// and others are refused) — it reaches upstreams over SSH or HTTPS only; ${UPSTREAM_FORMS}`,
+    };
+  const m = SCP_LIKE.exec(value);
+  if (!m) return { problem: `is not an SSH or HTTPS URL — ${UPSTREAM_FORMS}` };
+  const [, user, host, path] = m;
+  // "user:password@host:path" reads as host "user" and path "password@host:path".
+  if (user === undefined && /^[^/]*@/.test(path ?? ""))
+    return {
+      problem: `looks like it carries a password ("user:password@host") — never put credentials in the URL: the gate signs in with \`key\`; ${UPSTREAM_FORMS}`,
+    };
+  return sshAddress(user, host ?? "", undefined, path, false);
+}
+
+function sshAddress(
+  rawUser: string | undefined,
+  rawHost: string,
+  rawPort: string | undefined,
+  rawPath: string | undefined,
+  url: boolean,
+): GitUpstreamAddress | { problem: string } {
+  if (rawUser !== undefined && rawUser.includes(":"))
+    return {
+      problem: `carries a password — never put credentials in the URL: the gate signs in with \`key\`; ${UPSTREAM_FORMS}`,
+    };
+  if (rawUser !== undefined && !SSH_USER.test(rawUser))
+    return {
+      problem: `has a user name other than letters, digits, ".", "_" and "-" (not starting with "-") — ${UPSTREAM_FORMS}`,
+    };
+  const host = upstreamHost(rawHost);
+  if (host === undefined)
+    return {
+      problem: `does not name a host (a DNS name, an IPv4 address, or an IPv6 one in [brackets]) — ${UPSTREAM_FORMS}`,
+    };
+  const port = upstreamPort(rawPort, 22);
+  if (port === undefined || (rawPort !== undefined && !/^[0-9]{1,5}$/.test(rawPort)))
+    return { problem: `has a port that is not a number from 1 to 65535 — ${UPSTREAM_FORMS}` };
+  const path = url && rawPath?.startsWith("/~") ? rawPath.slice(1) : rawPath;
+  if (path === undefined || path === "" || path === "/")
+    return { problem: `needs a repository path after the host — ${UPSTREAM_FORMS}` };
+  const problem = checkUpstreamPath(path);
+  if (problem !== undefined) return { problem: `${problem} — ${UPSTREAM_FORMS}` };
+  return { kind: "ssh", user: rawUser ?? "git", host, port, path };
+}
+
+function parseHttpsUpstream(value: string): GitUpstreamAddress | { problem: string } {
+  const m = HTTPS_URL.exec(value);
+  const [, authority = "", path = "", rest = ""] = m ?? [];
+  if (authority.includes("@"))
+    return {
+      problem:
+        "carries a user name or password — never put credentials in the URL: name the host variable holding the token in `token_env` (and the user name in `username`)",
+    };
+  if (rest !== "")
+    return {
+      problem: `has a query or fragment ("?", "#") — write the repository's URL alone, e.g. ${HTTPS_EXAMPLE}`,
+    };
+  const hostPort = /^(\[[^\]]*\]|[^:[\]]*)(?::([0-9]{1,5}))?$/.exec(authority);
+  const host = hostPort ? upstreamHost(hostPort[1] ?? "") : undefined;
+  if (host === undefined)
+    return {
+      problem: `does not name a host (a DNS name, an IPv4 address, or an IPv6 one in [brackets]) — ${UPSTREAM_FORMS}`,
+    };
+  const port = upstreamPort(hostPort?.[2], 443);
+  if (port === undefined)
+    return { problem: `has a port that is not a number from 1 to 65535 — ${UPSTREAM_FORMS}` };
+  if (path === "" || path === "/")
+    return { problem: `needs a repository path after the host — ${UPSTREAM_FORMS}` };
+  const problem = checkUpstreamPath(path);
+  if (problem !== undefined) return { problem: `${problem} — ${UPSTREAM_FORMS}` };
+  if (/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/.test(path))
+    return {
+      problem: `may contain only ASCII letters, digits, "/" and "-._~!$&'()*+,;=:@" in its path — ${UPSTREAM_FORMS}`,
+    };
+  if (path.split("/").some((s) => s === "." || s === ".."))
+    return {
+      problem: `has "." or ".." segments in its path — write the path they resolve to, e.g. ${HTTPS_EXAMPLE}`,
+    };
+  return { kind: "https", host, port, path };
+}
+
+/** An SSH upstream's host, or a problem (an HTTPS upstream is a problem here). */
+export function parseSshUpstream(value: string): { host: string } | { problem: string } {
+  const parsed = parseGitUpstream(value);
+  if ("problem" in parsed) return parsed;
+  if (parsed.kind !== "ssh")
+    return { problem: `is not an SSH URL — write an SSH URL, e.g. ${SSH_EXAMPLES}` };
+  return { host: parsed.host };
+}
+
+/** The HTTP user name sent with an HTTPS upstream's token. */
+export function checkGitUsername(value: string): string | undefined {
+  const example = 'e.g. "x-access-token" (GitHub) or "oauth2" (GitLab)';
+  if (value === "") return `must not be empty — write the user name the host expects, ${example}`;
+  if (/[\s\p{Cc}:]/u.test(value))
+    return `must not contain ":" or white space — write the user name the host expects, ${example}`;
+  if (TOKEN_SHAPED.test(value))
+    return "looks like a token — name the host variable that holds the token in `token_env`; the manifest never holds it";
+  return undefined;
+}
+
+/**
+ * A ref pattern of a git entry's `push.refs`: a ref name under "refs/" by git's rules
+ * (git check-ref-format), where "*" matches within one segment and "**", a whole segment, across
+ * segments.
+ */
+export function checkRefPattern(value: string): string | undefined {
+  const example = 'e.g. "refs/heads/*", "refs/heads/feature/**" or "refs/tags/v*"';
+  if (!value.startsWith("refs/")) return `must start with "refs/", ${example}`;
+  if (/[\s\p{Cc}]/u.test(value))
+    return `must not contain white space or control characters, ${example}`;
+  if (/[~^:?[\\]/.test(value))
+    return `must not contain "~", "^", ":", "?", "[" or "\\" (git refuses them in ref names; "*" is the only wildcard), ${example}`;
+  if (value.includes("..")) return `must not contain "..", ${example}`;
+  if (value.includes("@{")) return `must not contain "@{", ${example}`;
+  const segments = value.split("/");
+  if (segments.some((s) => s === ""))
+    return `must not have an empty segment ("//" or a trailing "/"), ${example}`;
+  if (segments.some((s) => s.startsWith(".") || s.endsWith(".lock")))
+    return `must not have a segment starting with "." or ending in ".lock", ${example}`;
+  if (value.endsWith(".")) return `must not end with ".", ${example}`;
+  if (segments.some((s) => s.includes("**") && s !== "**"))
+    return `may use "**" only as a whole segment (it matches across segments), as in "refs/heads/**"`;
+  return undefined;
 }
 
 const HOST_KEY_TYPES = new Set([

@@ -9,16 +9,18 @@ import { z } from "zod";
 import {
   checkEnvName,
   checkExtraHostName,
+  checkGitUsername,
   checkIpAddress,
   checkKnownHostKey,
   checkPathPrefix,
+  checkRefPattern,
   checkRouteHost,
   GIT_NAME_PATTERN,
   HEADER_NAME_PATTERN,
   HTTP_METHODS,
   NAME_PATTERN,
   normaliseDnsName,
-  parseSshUpstream,
+  parseGitUpstream,
 } from "./rules.js";
 
 /** Adds one issue per problem a pure rule reports, at the given path below the value. */
@@ -302,8 +304,90 @@ export const GitKeySchema = z
       .describe("A per-bottle deploy key created (and removed) through the Gitea API."),
   ])
   .describe(
-    'Where the git gate\'s push key comes from: {"provider": "static", "path": …} or {"provider": "gitea", …}. The agent never sees it.',
+    'SSH upstreams (required): where the git gate\'s key comes from: {"provider": "static", "path": …} or {"provider": "gitea", …}. The agent never sees it.',
   );
+
+/**
+ * What a git entry's `push` is when left out: branches only, fast-forward only, no deletions.
+ * A function, so that every parse gets its own list (zod hands a default value out as is).
+ */
+const defaultPush = () => ({ refs: ["refs/heads/*"], force: false, delete: false });
+
+/** The HTTP user name sent with an HTTPS upstream's token when `username` is left out. */
+export const DEFAULT_GIT_USERNAME = "x-access-token";
+
+export const GitPushSchema = z
+  .strictObject({
+    refs: z
+      .array(z.string().superRefine(rule(checkRefPattern)))
+      .default(() => defaultPush().refs)
+      .describe(
+        'Ref patterns a push may update, each a full ref name starting "refs/": "*" matches within one segment ("refs/heads/feature-*"), "**" as a whole segment matches across segments ("refs/heads/**"). A push that touches any other ref is refused whole. An empty list allows no push at all (fetch only).',
+      ),
+    force: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Allow non-fast-forward updates (a force push: the new commit does not contain the ref's old one).",
+      ),
+    delete: z.boolean().default(false).describe("Allow a push to delete a ref."),
+  })
+  .describe(
+    "Which ref updates the gate forwards upstream; a push asking for any other is refused whole. Leave out for branches only, fast-forward only, no deletions.",
+  );
+
+const SSH_ONLY = "is for SSH upstreams";
+const HTTPS_ONLY = "is for HTTPS upstreams";
+
+/**
+ * The fields an upstream's kind requires or refuses. Runs even when other fields failed (so one
+ * pass reports everything), hence the guards; an unreadable `upstream` is reported by its own
+ * field and checked no further here.
+ */
+function checkGitEntry(entry: unknown, ctx: z.RefinementCtx): void {
+  if (!isRecord(entry) || typeof entry["upstream"] !== "string") return;
+  const parsed = parseGitUpstream(entry["upstream"]);
+  if ("problem" in parsed) return;
+  const issue = (field: string, message: string) =>
+    ctx.addIssue({ code: "custom", path: [field], message });
+  const given = (field: string) => entry[field] !== undefined;
+  switch (parsed.kind) {
+    case "ssh":
+      if (!given("known_host_key"))
+        issue(
+          "known_host_key",
+          "is missing — an SSH upstream needs its host key pinned: the gate connects only to a host presenting exactly this key. Get it with `ssh-keyscan -t ed25519 HOST` and check it against the host's published fingerprint",
+        );
+      if (!given("key"))
+        issue(
+          "key",
+          'is missing — an SSH upstream needs the key the gate signs in with (the agent never sees it): {"provider": "static", "path": "…"} or {"provider": "gitea", …}',
+        );
+      if (given("token_env"))
+        issue(
+          "token_env",
+          `${HTTPS_ONLY} — an SSH upstream is authenticated with \`key\`: remove \`token_env\`, or write \`upstream\` as an https:// URL`,
+        );
+      if (given("username"))
+        issue(
+          "username",
+          `${HTTPS_ONLY} — an SSH upstream's user name is the part before "@" in \`upstream\`: remove \`username\``,
+        );
+      break;
+    case "https":
+      if (given("known_host_key"))
+        issue(
+          "known_host_key",
+          `${SSH_ONLY} — an HTTPS upstream is verified by TLS (its certificate) and authenticated with \`token_env\`: remove \`known_host_key\`, or write \`upstream\` as an SSH URL`,
+        );
+      if (given("key"))
+        issue(
+          "key",
+          `${SSH_ONLY} — an HTTPS upstream is verified by TLS and authenticated with a token: name the host variable holding it in \`token_env\` and remove \`key\`, or write \`upstream\` as an SSH URL`,
+        );
+      break;
+  }
+}
 
 export const GitUpstreamSchema = z
   .strictObject({
@@ -314,22 +398,47 @@ export const GitUpstreamSchema = z
     upstream: z
       .string()
       .superRefine((value, ctx) => {
-        const parsed = parseSshUpstream(value);
+        const parsed = parseGitUpstream(value);
         if ("problem" in parsed) ctx.addIssue({ code: "custom", message: parsed.problem });
       })
       .describe(
-        'The SSH URL the gate fetches from and pushes to, e.g. "git@github.com:owner/repo.git".',
+        'The repository the gate fetches from and pushes to: over SSH, "git@github.com:owner/repo.git" or "ssh://git@host:2222/owner/repo.git" (with `known_host_key` and `key`); or over HTTPS, "https://github.com/owner/repo.git" (with `token_env`). http://, git:// and file:// are refused.',
       ),
     known_host_key: z
       .string()
       .superRefine(rule(checkKnownHostKey))
+      .optional()
       .describe(
-        'The upstream\'s OpenSSH public host key line, e.g. "ssh-ed25519 AAAA…". Pushes and fetches are refused when the host presents another key.',
+        'SSH upstreams (required): the upstream\'s OpenSSH public host key line, e.g. "ssh-ed25519 AAAA…" (from `ssh-keyscan -t ed25519 HOST`, checked against the fingerprint the host publishes). The gate connects only to a host presenting exactly this key.',
       ),
-    key: GitKeySchema,
+    key: GitKeySchema.optional(),
+    token_env: envName(
+      "the token the gate authenticates with (HTTPS upstreams only; sent as the HTTP password with `username`). Leave out to fetch anonymously",
+    ).optional(),
+    username: z
+      .string()
+      .superRefine(rule(checkGitUsername))
+      .optional()
+      // Filled in by the transform below; declared here so editors and the docs show it.
+      .meta({
+        default: DEFAULT_GIT_USERNAME,
+        description:
+          'HTTPS upstreams: the HTTP user name sent with the token from `token_env` (GitHub expects "x-access-token"; GitLab takes "oauth2", Bitbucket "x-token-auth").',
+      }),
+    push: GitPushSchema.default(defaultPush),
     extra_hosts: extraHosts("for this upstream").default({}),
   })
-  .describe("One git upstream the agent can fetch from and push to through the git gate.");
+  .superRefine(checkGitEntry, ALWAYS)
+  // The default is filled here rather than by the field, so that an SSH entry that names a
+  // `username` (which it cannot use) is refused above instead of being indistinguishable from one
+  // that left it out.
+  .transform(({ username, ...entry }) => ({
+    ...entry,
+    username: username ?? DEFAULT_GIT_USERNAME,
+  }))
+  .describe(
+    "One git upstream the agent can fetch from and push to through the git gate, as git://git-gate/<name>.git.",
+  );
 
 /** The backends a bottle can run on. */
 export const BACKEND_NAMES = ["docker", "smolmachines"] as const;
@@ -351,7 +460,12 @@ export const BottleSchema = z
         "Path of a Dockerfile, relative to this file, layered last on the agent's image for every agent in this bottle (after the agent's own `dockerfile`). Same form: `ARG BASE_IMAGE`, `FROM ${BASE_IMAGE}`.",
       ),
     egress: EgressSchema.default({ routes: [], extra_hosts: {} }),
-    git: z.array(GitUpstreamSchema).default([]).describe("Git upstreams mirrored by the git gate."),
+    // prefault, not default: a git entry transforms (fills `username`), and JSON Schema drops a
+    // default that is an output value; a prefault is an input value and stays.
+    git: z
+      .array(GitUpstreamSchema)
+      .prefault([])
+      .describe("Git upstreams mirrored by the git gate."),
     supervise: z
       .boolean()
       .default(true)
@@ -386,4 +500,5 @@ export type Route = z.output<typeof RouteSchema>;
 export type RouteAuth = z.output<typeof RouteAuthSchema>;
 export type GitUpstream = z.output<typeof GitUpstreamSchema>;
 export type GitKey = z.output<typeof GitKeySchema>;
+export type GitPush = z.output<typeof GitPushSchema>;
 export type GitUser = z.output<typeof GitUserSchema>;

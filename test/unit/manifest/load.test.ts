@@ -237,16 +237,16 @@ describe("manifest loading", () => {
     assert.equal(problem.line, text.split("\n").findIndex((l) => l.includes('"Bad Name!"')) + 1);
   });
 
-  test("refuses http upstreams and malformed host keys", () => {
+  test("refuses plain http upstreams and malformed host keys", () => {
     const m = example();
     m.bottles.dev.git = [
-      gitEntry("app", { upstream: "https://github.com/example/app.git" }),
+      gitEntry("app", { upstream: "http://github.com/example/app.git" }),
       gitEntry("lib", {
         known_host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoq",
       }),
       gitEntry("cli", { known_host_key: "-----BEGIN OPENSSH PRIVATE KEY-----" }),
     ];
-    assert.match(problemAt(m, "bottles.dev.git[0].upstream").problem.message, /not an SSH URL/);
+    assert.match(problemAt(m, "bottles.dev.git[0].upstream").problem.message, /plain http:\/\//);
     assert.match(problemAt(m, "bottles.dev.git[1].known_host_key").problem.message, /truncated/);
     const priv = problemAt(m, "bottles.dev.git[2].known_host_key");
     assert.match(priv.problem.message, /private key/);

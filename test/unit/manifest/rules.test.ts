@@ -5,6 +5,7 @@ import {
   checkKnownHostKey,
   closest,
   normaliseDnsName,
+  parseGitUpstream,
   parseSshUpstream,
 } from "../../../src/manifest/rules.js";
 import { HOST_KEY } from "../../helpers/manifest.js";
@@ -32,6 +33,115 @@ describe("manifest value rules", () => {
     assert.deepEqual(parseSshUpstream("host.example:repo.git"), { host: "host.example" });
     for (const bad of ["https://github.com/o/r.git", "ssh://git@host", "/local/path", "git@host"])
       assert.ok("problem" in parseSshUpstream(bad), bad);
+  });
+
+  test("reads scp-like upstreams as git does: port 22, the path as written (home-relative)", () => {
+    assert.deepEqual(parseGitUpstream("git@github.com:org/repo.git"), {
+      kind: "ssh",
+      user: "git",
+      host: "github.com",
+      port: 22,
+      path: "org/repo.git",
+    });
+    assert.deepEqual(parseGitUpstream("deploy@Git.Example.COM.:/srv/x.git"), {
+      kind: "ssh",
+      user: "deploy",
+      host: "git.example.com",
+      port: 22,
+      path: "/srv/x.git",
+    });
+    assert.deepEqual(parseGitUpstream("host.example:~/x.git"), {
+      kind: "ssh",
+      user: "git",
+      host: "host.example",
+      port: 22,
+      path: "~/x.git",
+    });
+    assert.deepEqual(parseGitUpstream("git@[2001:DB8::1]:x.git"), {
+      kind: "ssh",
+      user: "git",
+      host: "2001:db8::1",
+      port: 22,
+      path: "x.git",
+    });
+  });
+
+  test("reads ssh:// upstreams as git does: the port, the path it sends (no / before ~)", () => {
+    assert.deepEqual(parseGitUpstream("ssh://git@host.example:2222/srv/x.git"), {
+      kind: "ssh",
+      user: "git",
+      host: "host.example",
+      port: 2222,
+      path: "/srv/x.git",
+    });
+    assert.deepEqual(parseGitUpstream("ssh://host.example/org/repo.git"), {
+      kind: "ssh",
+      user: "git",
+      host: "host.example",
+      port: 22,
+      path: "/org/repo.git",
+    });
+    assert.deepEqual(parseGitUpstream("ssh://host.example/~/x.git"), {
+      kind: "ssh",
+      user: "git",
+      host: "host.example",
+      port: 22,
+      path: "~/x.git",
+    });
+    assert.deepEqual(parseGitUpstream("ssh://git@[::1]:2200/~bob/x.git"), {
+      kind: "ssh",
+      user: "git",
+      host: "::1",
+      port: 2200,
+      path: "~bob/x.git",
+    });
+  });
+
+  test("reads https:// upstreams: port 443 unless given, IPv6 in brackets", () => {
+    assert.deepEqual(parseGitUpstream("https://GitHub.com/org/repo.git"), {
+      kind: "https",
+      host: "github.com",
+      port: 443,
+      path: "/org/repo.git",
+    });
+    assert.deepEqual(parseGitUpstream("https://[::1]:8443/org/repo"), {
+      kind: "https",
+      host: "::1",
+      port: 8443,
+      path: "/org/repo",
+    });
+  });
+
+  test("refuses upstreams the gate cannot reach exactly, never echoing them", () => {
+    const bad: [string, RegExp][] = [
+      ["http://git.example.com/o/r.git", /plain http:\/\//],
+      ["git://git.example.com/o/r.git", /transport the git gate does not speak/],
+      ["file:///srv/git/r.git", /transport the git gate does not speak/],
+      ["ext::ssh -o ProxyCommand=x h %S", /transport the git gate does not speak/],
+      ["/srv/git/r.git", /not an SSH or HTTPS URL/],
+      ["git@host", /not an SSH or HTTPS URL/],
+      ["ssh://git@host", /needs a repository path/],
+      ["https://host.example", /needs a repository path/],
+      ["ssh://git@host.example:0/r.git", /port/],
+      ["https://host.example:65536/r.git", /port/],
+      ["ssh://git:hunter2@host.example/r.git", /never put credentials in the URL/],
+      ["git:hunter2@host.example:r.git", /never put credentials in the URL/],
+      ["https://bot:hunter2@host.example/r.git", /never put credentials in the URL/],
+      ["https://host.example/r.git?x=1", /query or fragment/],
+      ["https://host.example/a/../r.git", /"\." or "\.\." segments/],
+      ["ssh://host.example/a%20b.git", /"%"/],
+      ["git@host.example:-oProxyCommand=x", /starting with "-"/],
+      ["ssh://-oProxyCommand=x@host.example/r.git", /user name/],
+      ["git@-host.example:r.git", /does not name a host/],
+      ["git@host.example:my repo.git", /not an SSH or HTTPS URL|white space/],
+    ];
+    for (const [value, why] of bad) {
+      const parsed = parseGitUpstream(value);
+      assert.ok("problem" in parsed, value);
+      assert.match(parsed.problem, why, value);
+      assert.ok(!parsed.problem.includes("hunter2"), value);
+      assert.match(parsed.problem, /ssh:\/\/|https:\/\/|credentials/, `${value}: shows the forms`);
+    }
   });
 
   test("accepts host key lines with or without a host field", () => {
