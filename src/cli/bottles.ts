@@ -8,38 +8,89 @@ import {
   stopBottle,
 } from "../lifecycle/bottles.js";
 import { capturedLogs, renderJson, renderLine, type LogLine } from "../lifecycle/logs.js";
-import { readFile } from "node:fs/promises";
-import type { AuditRecord } from "../shared/egress-config.js";
-import { auditFile, followAudit, parseAudit, renderAudit } from "../state/audit.js";
+import {
+  AUDIT_SOURCE_NAMES,
+  auditEntryJson,
+  followAudit,
+  readAuditTrail,
+  renderAudit,
+  renderAuditEntry,
+  type AuditEntry,
+  type AuditSourceName,
+} from "../state/audit.js";
 import { readMetadata } from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
 import { join } from "node:path";
+import { UsageError } from "../errors.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { table } from "./table.js";
 
+interface LogsOptions {
+  follow?: boolean;
+  json?: boolean;
+  egress?: boolean;
+  git?: boolean;
+  audit?: boolean;
+}
+
+/** An audit view of `logs`: which files, and how a record is shown to people and to programs. */
+interface AuditView {
+  sources: readonly AuditSourceName[];
+  line: (e: AuditEntry) => string;
+  json: (e: AuditEntry) => string;
+}
+
+const AUDIT_VIEWS: Record<"egress" | "git" | "audit", AuditView> = {
+  egress: {
+    sources: ["egress"],
+    line: (e) => (e.source === "egress" ? renderAudit(e.record) : renderAuditEntry(e)),
+    json: (e) => JSON.stringify(e.record),
+  },
+  git: { sources: ["git"], line: renderAuditEntry, json: (e) => JSON.stringify(e.record) },
+  audit: { sources: AUDIT_SOURCE_NAMES, line: renderAuditEntry, json: auditEntryJson },
+};
+
+/** The audit view the options ask for; undefined for the bottle's logs. At most one. */
+export function auditViewOf(options: LogsOptions): "egress" | "git" | "audit" | undefined {
+  const chosen = (["egress", "git", "audit"] as const).filter((v) => options[v]);
+  if (chosen.length > 1)
+    throw new UsageError(
+      `${chosen.map((v) => `--${v}`).join(" and ")} cannot be combined: each chooses what \`logs\` shows`,
+      `give one: --egress (the egress audit), --git (the git gate's) or --audit (${AUDIT_SOURCE_NAMES.join(", ")} in time order)`,
+    );
+  return chosen[0];
+}
+
 async function showAudit(
   ctx: CliContext,
   slug: string,
+  view: AuditView,
   options: { follow?: boolean; json?: boolean },
 ): Promise<void> {
   const stateDir = join(stateRoot(ctx.env), slug);
-  const render = (r: AuditRecord) => (options.json ? JSON.stringify(r) : renderAudit(r));
+  const render = options.json ? view.json : view.line;
   if (!(await readMetadata(stateDir)))
     throw new NoSuchBottleError(slug, "no bottle by that name has a state dir here");
-  const text = await readFile(auditFile(stateDir), "utf8").catch(() => "");
-  for (const record of parseAudit(text)) writeLine(ctx.stdout, render(record));
+  const { entries, offsets } = await readAuditTrail(stateDir, view.sources);
+  for (const entry of entries) writeLine(ctx.stdout, render(entry));
   if (!options.follow) return;
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
-  await followAudit(
-    stateDir,
-    Buffer.byteLength(text),
-    (r) => writeLine(ctx.stdout, render(r)),
-    controller.signal,
-  );
+  try {
+    await followAudit(
+      stateDir,
+      view.sources,
+      offsets,
+      (e) => writeLine(ctx.stdout, render(e)),
+      controller.signal,
+    );
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
 }
 
 export function registerBottleCommands(program: Command, ctx: CliContext): void {
@@ -101,32 +152,33 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
       "--egress",
       "show the egress audit log instead: one line per allowed or refused request",
     )
-    .action(
-      async (slug: string, options: { follow?: boolean; json?: boolean; egress?: boolean }) => {
-        if (options.egress) return showAudit(ctx, slug, options);
-        const render = options.json ? renderJson : renderLine;
-        const found = await findBottle(allBackends(ctx.env), slug).catch((err: unknown) => {
-          if (err instanceof NoSuchBottleError) return undefined;
-          throw err;
-        });
-        if (!found) {
-          const captured = await capturedLogs(join(stateRoot(ctx.env), slug));
-          if (!captured)
-            throw new NoSuchBottleError(
-              slug,
-              "no running bottle and no captured logs by that name",
-            );
-          for (const line of captured) writeLine(ctx.stdout, render(line));
-          return;
-        }
-        const print = (line: LogLine) => writeLine(ctx.stdout, render(line));
-        if (!options.follow) {
-          for (const line of await found.backend.logs(found.resources)) print(line);
-          return;
-        }
-        await found.backend.logs(found.resources, { follow: true, onLine: print });
-      },
-    );
+    .option("--git", "show the git gate's audit log instead: one line per fetch, push or refusal")
+    .option(
+      "--audit",
+      `show every audit log (${AUDIT_SOURCE_NAMES.join(", ")}) interleaved in time order; --json adds "source"`,
+    )
+    .action(async (slug: string, options: LogsOptions) => {
+      const view = auditViewOf(options);
+      if (view) return showAudit(ctx, slug, AUDIT_VIEWS[view], options);
+      const render = options.json ? renderJson : renderLine;
+      const found = await findBottle(allBackends(ctx.env), slug).catch((err: unknown) => {
+        if (err instanceof NoSuchBottleError) return undefined;
+        throw err;
+      });
+      if (!found) {
+        const captured = await capturedLogs(join(stateRoot(ctx.env), slug));
+        if (!captured)
+          throw new NoSuchBottleError(slug, "no running bottle and no captured logs by that name");
+        for (const line of captured) writeLine(ctx.stdout, render(line));
+        return;
+      }
+      const print = (line: LogLine) => writeLine(ctx.stdout, render(line));
+      if (!options.follow) {
+        for (const line of await found.backend.logs(found.resources)) print(line);
+        return;
+      }
+      await found.backend.logs(found.resources, { follow: true, onLine: print });
+    });
 
   program
     .command("stop")

@@ -1,43 +1,31 @@
 /**
- * Reading the egress audit log (<state dir>/audit/egress.jsonl, written by the bundle): one JSON
- * line per decision. Two views: aligned lines for people, the records themselves for programs.
+ * Reading the audit trail the bundle writes under <state dir>/audit/: one JSON line per decision,
+ * one file per sidecar. Each file is a source — its name, its file, its record schema, and how a
+ * person reads one record — and one reader serves them all: a file alone (`logs --egress`,
+ * `logs --git`) or every file interleaved in time order (`logs --audit`). Two views: aligned lines
+ * for people, the records themselves for programs. A line that is not a record is skipped.
  */
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { z } from "zod";
 import { AUDIT_FILE, AuditRecordSchema, type AuditRecord } from "../shared/egress-config.js";
+import {
+  GIT_AUDIT_FILE,
+  GitAuditRecordSchema,
+  type GitAuditRecord,
+  type GitRefUpdate,
+} from "../shared/git-gate-config.js";
 
-export function auditFile(stateDir: string): string {
-  return join(stateDir, "audit", AUDIT_FILE);
+/** One audit file of the bundle: where it is, what a line holds, how a person reads one. */
+export interface AuditSource<R> {
+  file: string;
+  schema: z.ZodType<R>;
+  /** The line for people after the clock and the source's name. */
+  render: (record: R) => string;
 }
 
-/** The record on one line; undefined for a line that is not JSON or not an audit record. */
-function parse(line: string): AuditRecord | undefined {
-  if (!line.startsWith("{")) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  const result = AuditRecordSchema.safeParse(value);
-  return result.success ? result.data : undefined;
-}
-
-export function parseAudit(text: string): AuditRecord[] {
-  return text
-    .split("\n")
-    .map(parse)
-    .filter((r): r is AuditRecord => r !== undefined);
-}
-
-/** The whole log; empty when the bottle has made no request yet. */
-export async function readAudit(stateDir: string): Promise<AuditRecord[] | undefined> {
-  try {
-    return parseAudit(await readFile(auditFile(stateDir), "utf8"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
+function source<R>(file: string, schema: z.ZodType<R>, render: (r: R) => string) {
+  return { file, schema, render } satisfies AuditSource<R>;
 }
 
 function bytes(n: number): string {
@@ -48,46 +36,204 @@ function bytes(n: number): string {
       : `${Math.round(n / 1e6)}MB`;
 }
 
-/** For people: "14:31:29.865 allow   GET     api.anthropic.com/v1/messages  200 ↑1.2kB ↓3kB 41ms". */
-export function renderAudit(r: AuditRecord): string {
-  const clock = r.time.slice(11, 23);
+/** "allow   GET     api.anthropic.com/v1/messages  200 ↑1.2kB ↓3kB 41ms". */
+function egressLine(r: AuditRecord): string {
   const where = `${r.host}${r.port && r.port !== 443 && r.port !== 80 ? `:${r.port}` : ""}${r.path}`;
-  const head = `${clock} ${r.decision.padEnd(6)} ${r.method.padEnd(7)} ${where}`;
+  const head = `${r.decision.padEnd(6)} ${r.method.padEnd(7)} ${where}`;
   if (r.decision === "refuse") return `${head}  [${r.tag}] ${r.reason ?? ""}`.trimEnd();
   const status = r.status !== undefined ? ` ${r.status}` : "";
   return `${head}${status} ↑${bytes(r.bytesOut)} ↓${bytes(r.bytesIn)} ${r.ms}ms${r.tag === "allowed" ? "" : ` [${r.tag}]`}`;
 }
 
-/** Calls `onRecord` for each record appended after `from` bytes, until `signal` aborts. */
+const short = (id: string) => (/^0+$/.test(id) ? "" : id.slice(0, 7));
+
+/** "refs/heads/main 1a2b3c4→5d6e7f8"; a created ref "+5d6e7f8", a deleted one "1a2b3c4→(deleted)". */
+function refUpdate(u: GitRefUpdate): string {
+  const from = short(u.old);
+  const to = short(u.new);
+  return `${u.ref} ${from === "" ? `+${to}` : to === "" ? `${from}→(deleted)` : `${from}→${to}`}`;
+}
+
+/**
+ * "push  refuse secret-detected app refs/heads/main 1a2b3c4→5d6e7f8  aws-access-token in
+ * config.py:3 (commit 5d6e7f8)"; "fetch allow  served app 38ms".
+ */
+function gitLine(r: GitAuditRecord): string {
+  const refs = r.refs?.length ? ` ${r.refs.map(refUpdate).join(", ")}` : "";
+  const head = `${r.op.padEnd(5)} ${r.decision.padEnd(6)} ${r.tag} ${r.repo}${refs}`;
+  const upstream = r.upstream ? `upstream: ${r.upstream}` : "";
+  if (r.decision === "refuse") {
+    const f = r.finding;
+    const why = f
+      ? `${f.rule} in ${f.file}${f.line > 0 ? `:${f.line}` : ""}${f.commit ? ` (commit ${f.commit.slice(0, 7)})` : ""}`
+      : (r.reason ?? "");
+    return [head, [why, upstream].filter(Boolean).join(" — ")].join("  ").trimEnd();
+  }
+  const objects = r.objects !== undefined ? ` ${r.objects} objects` : "";
+  return `${head}${objects} ${r.ms}ms${upstream ? `  ${upstream}` : ""}`;
+}
+
+/**
+ * Every audit file, in the order ties in time are shown. A new sidecar's trail is one line here
+ * (its file, its schema in shared/, its line for people); its name becomes `source` in --json.
+ */
+export const AUDIT_SOURCES = {
+  egress: source(AUDIT_FILE, AuditRecordSchema, egressLine),
+  git: source(GIT_AUDIT_FILE, GitAuditRecordSchema, gitLine),
+};
+
+export type AuditSourceName = keyof typeof AUDIT_SOURCES;
+type RecordOf<S extends AuditSourceName> =
+  (typeof AUDIT_SOURCES)[S] extends AuditSource<infer R> ? R : never;
+/** One record and the file it came from. */
+export type AuditEntry = {
+  [S in AuditSourceName]: { source: S; record: RecordOf<S> };
+}[AuditSourceName];
+
+export const AUDIT_SOURCE_NAMES = Object.keys(AUDIT_SOURCES) as AuditSourceName[];
+const NAME_WIDTH = Math.max(...AUDIT_SOURCE_NAMES.map((n) => n.length));
+
+export function auditFile(stateDir: string, name: AuditSourceName = "egress"): string {
+  return join(stateDir, "audit", AUDIT_SOURCES[name].file);
+}
+
+/** The record on one line; undefined for a line that is not JSON or not a record of `schema`. */
+function parseLine<R>(line: string, schema: z.ZodType<R>): R | undefined {
+  if (!line.startsWith("{")) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const result = schema.safeParse(value);
+  return result.success ? result.data : undefined;
+}
+
+function entriesOf(name: AuditSourceName, lines: readonly string[]): AuditEntry[] {
+  const { schema } = AUDIT_SOURCES[name] as AuditSource<unknown>;
+  const out: AuditEntry[] = [];
+  for (const line of lines) {
+    const record = parseLine(line, schema);
+    if (record !== undefined) out.push({ source: name, record } as AuditEntry);
+  }
+  return out;
+}
+
+/** The records of one source's text; lines that are not records are skipped. */
+export function parseAuditText<S extends AuditSourceName>(name: S, text: string): RecordOf<S>[] {
+  return entriesOf(name, text.split("\n")).map((e) => e.record as RecordOf<S>);
+}
+
+/** The egress records of a text. */
+export function parseAudit(text: string): AuditRecord[] {
+  return parseAuditText("egress", text);
+}
+
+/** Time order; entries at the same instant keep their order (the sources', then the files'). */
+export function byTime(entries: readonly AuditEntry[]): AuditEntry[] {
+  return entries
+    .map((entry, i) => ({ entry, i, t: Date.parse(entry.record.time) }))
+    .sort((a, b) => a.t - b.t || a.i - b.i)
+    .map((x) => x.entry);
+}
+
+function clock(time: string): string {
+  const t = Date.parse(time);
+  return Number.isNaN(t) ? time : new Date(t).toISOString().slice(11, 23);
+}
+
+/** For people, in a single source's view: "14:31:29.865 allow  GET …" (no source column). */
+export function renderAudit(r: AuditRecord): string {
+  return `${clock(r.time)} ${egressLine(r)}`;
+}
+
+/** For people, with the source: "14:31:29.865 git    push  refuse secret-detected app …". */
+export function renderAuditEntry(e: AuditEntry): string {
+  const body = (AUDIT_SOURCES[e.source] as AuditSource<unknown>).render(e.record);
+  return `${clock(e.record.time)} ${e.source.padEnd(NAME_WIDTH)} ${body}`;
+}
+
+export function renderGitAudit(r: GitAuditRecord): string {
+  return renderAuditEntry({ source: "git", record: r });
+}
+
+/** For programs reading several sources: the record with the file it came from. */
+export function auditEntryJson(e: AuditEntry): string {
+  return JSON.stringify({ source: e.source, ...e.record });
+}
+
+/** What a read found, and where each file's complete lines end (to follow from). */
+export interface AuditRead {
+  entries: AuditEntry[];
+  offsets: Map<AuditSourceName, number>;
+}
+
+/**
+ * The records of the named sources, in time order. A missing file has none yet. A last line
+ * without its newline is still being written: it is left for `followAudit`.
+ */
+export async function readAuditTrail(
+  stateDir: string,
+  names: readonly AuditSourceName[],
+): Promise<AuditRead> {
+  const offsets = new Map<AuditSourceName, number>();
+  const entries: AuditEntry[] = [];
+  for (const name of names) {
+    let text: string;
+    try {
+      text = await readFile(auditFile(stateDir, name), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      text = "";
+    }
+    const complete = text.slice(0, text.lastIndexOf("\n") + 1);
+    offsets.set(name, Buffer.byteLength(complete));
+    entries.push(...entriesOf(name, complete.split("\n")));
+  }
+  return { entries: byTime(entries), offsets };
+}
+
+/**
+ * Calls `onEntry` for each record appended to the named sources after `offsets` (0 where
+ * absent), until `signal` aborts. Each poll's new records across files are handed over in time
+ * order. A file that shrank was replaced: it is read again from its start.
+ */
 export async function followAudit(
   stateDir: string,
-  from: number,
-  onRecord: (r: AuditRecord) => void,
+  names: readonly AuditSourceName[],
+  offsets: ReadonlyMap<AuditSourceName, number>,
+  onEntry: (e: AuditEntry) => void,
   signal: AbortSignal,
   intervalMs = 250,
 ): Promise<void> {
-  let offset = from;
-  let partial = "";
+  const state = new Map(
+    names.map((n) => [n, { offset: offsets.get(n) ?? 0, partial: Buffer.alloc(0) }]),
+  );
   while (!signal.aborted) {
-    const handle = await open(auditFile(stateDir), "r").catch(() => undefined);
-    if (handle) {
+    const batch: AuditEntry[] = [];
+    for (const [name, file] of state) {
+      const handle = await open(auditFile(stateDir, name), "r").catch(() => undefined);
+      if (!handle) continue;
       try {
         const { size } = await handle.stat();
-        if (size > offset) {
-          const buffer = Buffer.alloc(size - offset);
-          await handle.read(buffer, 0, buffer.length, offset);
-          offset = size;
-          const lines = (partial + buffer.toString("utf8")).split("\n");
-          partial = lines.pop() ?? "";
-          for (const line of lines) {
-            const record = parse(line);
-            if (record) onRecord(record);
-          }
+        if (size < file.offset) Object.assign(file, { offset: 0, partial: Buffer.alloc(0) });
+        if (size > file.offset) {
+          const buffer = Buffer.alloc(size - file.offset);
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, file.offset);
+          file.offset += bytesRead;
+          // Split on the newline byte, which never occurs inside a multi-byte character: a read
+          // that ends mid-character keeps the character's start for the next one.
+          const data = Buffer.concat([file.partial, buffer.subarray(0, bytesRead)]);
+          const end = data.lastIndexOf(0x0a) + 1;
+          file.partial = data.subarray(end);
+          batch.push(...entriesOf(name, data.subarray(0, end).toString("utf8").split("\n")));
         }
       } finally {
         await handle.close();
       }
     }
+    for (const entry of byTime(batch)) onEntry(entry);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
