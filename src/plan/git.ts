@@ -1,0 +1,138 @@
+/**
+ * A bottle's git gate, planned: the config the gate serves (one mirror per `git[]` entry, each
+ * upstream's transport, pinned key and push policy), the bundle variables that carry its keys and
+ * tokens, and the URL rewrites that send the agent's git to the gate when it names an upstream.
+ * Pure; no secret value — only the names of the variables that hold them, and the key files'
+ * paths (read at launch).
+ */
+import type { Bottle, GitUpstream } from "../manifest/schema.js";
+import { normaliseDnsName, parseGitUpstream } from "../manifest/rules.js";
+import {
+  DEFAULT_GIT_LIMITS,
+  GIT_GATE_PORT,
+  type GitGateConfig,
+  type GitGateRepo,
+} from "../shared/git-gate-config.js";
+import { TRUST_CA_PATH } from "../shared/egress-config.js";
+
+/** The bundle variable holding git[i]'s SSH key (read from the key file at launch). */
+export function gitKeyEnv(index: number): string {
+  return `BOT_BOTTLE_GIT_KEY_${index}`;
+}
+
+/** The URL the agent's git reaches a repository at. */
+export function gateUrl(name: string): string {
+  return `git://git-gate/${name}.git`;
+}
+
+/** "type base64" from a host key line, which may start with host names (a known_hosts line). */
+export function keyOf(line: string): string {
+  const words = line.trim().split(/\s+/);
+  const at = words.findIndex((w) => /^(ssh-|ecdsa-|sk-)/.test(w));
+  return at < 0 ? line.trim() : words.slice(at, at + 2).join(" ");
+}
+
+function upstreamOf(entry: GitUpstream, index: number): GitGateRepo["upstream"] {
+  const parsed = parseGitUpstream(entry.upstream);
+  if ("problem" in parsed) throw new Error(`git[${index}].upstream ${parsed.problem}`);
+  if (parsed.kind === "ssh")
+    return {
+      kind: "ssh",
+      user: parsed.user,
+      host: parsed.host,
+      port: parsed.port,
+      path: parsed.path,
+      knownHostKey: keyOf(entry.known_host_key ?? ""),
+      keyEnv: gitKeyEnv(index),
+    };
+  // The URL dialled is built from the parts the host was decided on, never re-read from the text.
+  const host = parsed.host.includes(":") ? `[${parsed.host}]` : parsed.host;
+  return {
+    kind: "https",
+    url: `https://${host}${parsed.port === 443 ? "" : `:${parsed.port}`}${parsed.path}`,
+    host: parsed.host,
+    port: parsed.port,
+    username: entry.username,
+    ...(entry.token_env ? { tokenEnv: entry.token_env } : {}),
+  };
+}
+
+export function gitGateConfigFor(
+  bottle: Bottle,
+  slug: string,
+  heldSecretEnv: string[],
+): GitGateConfig {
+  const extraHosts: Record<string, string> = {};
+  for (const g of bottle.git)
+    for (const [host, ip] of Object.entries(g.extra_hosts))
+      extraHosts[normaliseDnsName(host) ?? host] = ip;
+  return {
+    slug,
+    port: GIT_GATE_PORT,
+    repos: bottle.git.map((g, i) => ({
+      name: g.name,
+      upstream: upstreamOf(g, i),
+      display: g.upstream,
+      push: { refs: [...g.push.refs], force: g.push.force, delete: g.push.delete },
+    })),
+    heldSecretEnv: [
+      ...new Set([
+        ...heldSecretEnv,
+        ...gitSecretNames(bottle),
+        ...Object.keys(gitKeyFiles(bottle)),
+      ]),
+    ],
+    extraHosts,
+    ...(bottle.egress.trust_ca ? { trustCaFile: TRUST_CA_PATH } : {}),
+    limits: { ...DEFAULT_GIT_LIMITS },
+  };
+}
+
+/** The host variables the gate's HTTPS tokens come from (its SSH keys come from files). */
+export function gitSecretNames(bottle: Bottle): string[] {
+  return bottle.git.flatMap((g) => (g.token_env ? [g.token_env] : []));
+}
+
+/** git[i]'s key files by bundle variable: read on the host at launch, never into the agent. */
+export function gitKeyFiles(bottle: Bottle): Record<string, string> {
+  return Object.fromEntries(
+    bottle.git.flatMap((g, i) =>
+      g.key?.provider === "static" ? [[gitKeyEnv(i), g.key.path]] : [],
+    ),
+  );
+}
+
+/**
+ * The spellings of an upstream an agent's git may meet (a clone command, a workspace's `origin`):
+ * as declared, with and without `.git`, and the same repository over ssh and https. Each is
+ * rewritten to the gate (`url.<gate>.insteadOf`); git picks the longest match.
+ */
+export function upstreamSpellings(upstream: string): string[] {
+  const parsed = parseGitUpstream(upstream);
+  const out = new Set([upstream]);
+  const toggled = upstream.endsWith(".git") ? upstream.slice(0, -4) : `${upstream}.git`;
+  out.add(toggled);
+  if (!("problem" in parsed)) {
+    const host = parsed.host.includes(":") ? `[${parsed.host}]` : parsed.host;
+    const path = parsed.path.replace(/^\/+/, "").replace(/\.git$/, "");
+    // A relative scp-like path ("org/repo.git") is the same repository as https://host/org/repo
+    // on the forges people use; an absolute one (/srv/git/x.git) names a server's folder only.
+    if (!parsed.path.startsWith("/") || parsed.kind === "https") {
+      const user = parsed.kind === "ssh" ? parsed.user : "git";
+      for (const suffix of ["", ".git"]) {
+        out.add(`${user}@${host}:${path}${suffix}`);
+        out.add(`ssh://${user}@${host}/${path}${suffix}`);
+        out.add(`https://${host}/${path}${suffix}`);
+      }
+    }
+  }
+  return [...out];
+}
+
+/** What provisioning writes in the agent's ~/.gitconfig: each upstream's spellings -> the gate. */
+export function gitUrlRewrites(bottle: Bottle): { url: string; insteadOf: string[] }[] {
+  return bottle.git.map((g) => ({
+    url: gateUrl(g.name),
+    insteadOf: upstreamSpellings(g.upstream),
+  }));
+}

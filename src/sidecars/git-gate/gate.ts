@@ -1,0 +1,192 @@
+/**
+ * What the git gate's three entry points share: the daemon (main.ts), git daemon's access hook
+ * (access.ts, before every fetch and push) and the mirrors' pre-receive hook (pre-receive.ts).
+ * The gate's git always runs with the operator's fixed config and never a system or user one, and
+ * its SSH with a config of its own: one host alias per repository, pinned to exactly one host key.
+ */
+import { appendFileSync, closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { AUDIT_DIR } from "../../shared/egress-config.js";
+import {
+  GIT_AUDIT_FILE,
+  GIT_GATE_CONFIG_PATH,
+  GIT_GATE_ROOT,
+  parseGitGateConfig,
+  type GitAuditRecord,
+  type GitGateConfig,
+  type GitGateRepo,
+} from "../../shared/git-gate-config.js";
+import { runCommand, type Ran } from "./process.js";
+
+export { runCommand, type Ran };
+
+/** The gate's own files on the bundle's tmpfs: git and SSH config, keys, SSH control sockets. */
+export const GATE_HOME = process.env["BOT_BOTTLE_GIT_GATE_HOME"] ?? "/tmp/git-gate";
+export const MIRRORS = process.env["BOT_BOTTLE_GIT_GATE_ROOT"] ?? GIT_GATE_ROOT;
+export const CONFIG_PATH = process.env["BOT_BOTTLE_GIT_GATE_CONFIG"] ?? GIT_GATE_CONFIG_PATH;
+const AUDIT_PATH = join(process.env["BOT_BOTTLE_AUDIT_DIR"] ?? AUDIT_DIR, GIT_AUDIT_FILE);
+
+/** The tree with no entries: attributes are read from it, so pushed .gitattributes count for nothing. */
+export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+export const ZERO = /^0+$/;
+
+export function readGateConfig(): GitGateConfig {
+  return parseGitGateConfig(readFileSync(CONFIG_PATH, "utf8"), CONFIG_PATH);
+}
+
+export function mirrorOf(repo: Pick<GitGateRepo, "name">): string {
+  return join(MIRRORS, `${repo.name}.git`);
+}
+
+/** The SSH host alias of a repository's upstream in the gate's ssh config. */
+export function sshAlias(repo: Pick<GitGateRepo, "name">): string {
+  return `upstream-${repo.name}`;
+}
+
+/** The remote git dials for a repository: the alias (ssh) or the https URL. */
+export function remoteOf(repo: GitGateRepo): string {
+  const u = repo.upstream;
+  return u.kind === "ssh" ? `${sshAlias(repo)}:${u.path}` : httpsUrl(u);
+}
+
+function httpsUrl(u: Extract<GitGateRepo["upstream"], { kind: "https" }>): string {
+  const url = new URL(u.url);
+  url.username = "";
+  url.password = "";
+  return url.toString();
+}
+
+/**
+ * The environment every git the gate runs gets: its own global config only (no system config, no
+ * user's), nothing a pushed repository or the agent could have set, no prompt for credentials.
+ */
+export function gitEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith("GIT_") && k !== "GITLEAKS_CONFIG") env[k] = v;
+  return {
+    ...env,
+    HOME: GATE_HOME,
+    XDG_CONFIG_HOME: join(GATE_HOME, "xdg"),
+    GIT_CONFIG_GLOBAL: join(GATE_HOME, "gitconfig"),
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_TERMINAL_PROMPT: "0",
+    GIT_ATTR_SOURCE: EMPTY_TREE,
+    ...extra,
+  };
+}
+
+/** git with the gate's environment, in `dir` (a mirror). */
+export function git(
+  dir: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<Ran> {
+  return runCommand(["git", ...args], { cwd: dir, env: options.env ?? gitEnv(), ...options });
+}
+
+/** The line of a failed command's output worth showing: the last that says something. */
+export function reasonOf(ran: Ran, fallback: string): string {
+  if (ran.timedOut) return "no answer in time";
+  const lines = (ran.stderr + "\n" + ran.stdout)
+    .split("\n")
+    .map((l) => l.replace(/^(fatal|error): /, "").trim())
+    .filter((l) => l && !/^(hint:|remote: *$|To )/.test(l));
+  const fatal = lines.find((l) =>
+    /Host key verification failed|Permission denied|Could not read|Connection refused|Connection timed out|Could not resolve|No route|not found|does not exist|unable to access/i.test(
+      l,
+    ),
+  );
+  return (fatal ?? lines[lines.length - 1] ?? fallback).slice(0, 300);
+}
+
+/** Appends one line to audit/git.jsonl (one write, so concurrent hooks' lines never interleave). */
+export function audit(record: Omit<GitAuditRecord, "time">): void {
+  const line = JSON.stringify({ time: new Date().toISOString(), ...record }) + "\n";
+  try {
+    appendFileSync(AUDIT_PATH, line);
+  } catch {
+    process.stderr.write(`bot-bottle git-gate: could not write the audit log ${AUDIT_PATH}\n`);
+  }
+}
+
+/**
+ * Runs `body` holding the mirror's lock: one refresh or push at a time per mirror, so a fetch
+ * never sees a half-moved mirror and two refreshes never race for a ref. A lock whose holder
+ * died is taken over.
+ */
+export async function withMirrorLock<T>(
+  repo: GitGateRepo,
+  timeoutMs: number,
+  body: () => Promise<T>,
+): Promise<T> {
+  const lock = join(mirrorOf(repo), "bot-bottle-gate.lock");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, "wx"));
+      appendFileSync(lock, String(process.pid));
+      break;
+    } catch {
+      if (holderGone(lock)) rmSync(lock, { force: true });
+      else if (Date.now() > deadline) throw new Error("the mirror stayed busy");
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+function holderGone(lock: string): boolean {
+  try {
+    const pid = Number(readFileSync(lock, "utf8"));
+    if (!pid) return Date.now() - statSync(lock).mtimeMs > 5000;
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+export type Refreshed = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Brings the mirror up to the upstream: every branch and tag (pruned, all or nothing), and HEAD to
+ * the upstream's default branch. On any failure the mirror is left as it was.
+ */
+export async function refresh(repo: GitGateRepo, timeoutMs: number): Promise<Refreshed> {
+  const dir = mirrorOf(repo);
+  const remote = remoteOf(repo);
+  const [head, fetched] = await Promise.all([
+    git(dir, ["ls-remote", "--symref", remote, "HEAD"], { timeoutMs }),
+    git(
+      dir,
+      [
+        "fetch",
+        "--prune",
+        "--atomic",
+        "--no-tags",
+        "--quiet",
+        remote,
+        "+refs/heads/*:refs/heads/*",
+        "+refs/tags/*:refs/tags/*",
+      ],
+      { timeoutMs },
+    ),
+  ]);
+  if (fetched.code !== 0) return { ok: false, reason: reasonOf(fetched, "fetch failed") };
+  const symref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head.stdout)?.[1];
+  if (head.code === 0 && symref) await git(dir, ["symbolic-ref", "HEAD", symref]);
+  return { ok: true };
+}
+
+/** The repository a git daemon path (`/app.git`, as the agent asked) names, if declared. */
+export function repoAt(config: GitGateConfig, path: string): GitGateRepo | undefined {
+  const name = /^\/?([^/]+?)(?:\.git)?\/?$/.exec(
+    path.startsWith(MIRRORS) ? path.slice(MIRRORS.length) : path,
+  )?.[1];
+  return config.repos.find((r) => r.name === name);
+}

@@ -1,0 +1,231 @@
+/**
+ * The git gate, as init starts it inside the bundle: prepares its own git and SSH config (fixed,
+ * the operator's: no hooks, filters or attributes from pushed content), writes each upstream's key
+ * to the bundle's tmpfs (0600), creates the mirrors, and runs `git daemon` serving exactly the
+ * declared repositories. Every fetch first refreshes its mirror from the upstream (access hook);
+ * every push is scanned and forwarded before the mirror takes it (pre-receive hook).
+ */
+import { existsSync, mkdirSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigFileError } from "../../shared/config-file.js";
+import type { GitGateConfig, GitGateRepo } from "../../shared/git-gate-config.js";
+import { BUNDLE_ROOT } from "../../shared/init-config.js";
+import { createLogger } from "../log.js";
+import {
+  EMPTY_TREE,
+  GATE_HOME,
+  git,
+  gitEnv,
+  MIRRORS,
+  mirrorOf,
+  readGateConfig,
+  remoteOf,
+  sshAlias,
+} from "./gate.js";
+import { startDaemon } from "./process.js";
+
+const HOOKS = process.env["BOT_BOTTLE_GIT_GATE_HOOKS"] ?? `${BUNDLE_ROOT}/git-gate-hooks`;
+
+function readConfig(): GitGateConfig {
+  try {
+    return readGateConfig();
+  } catch (err) {
+    const slug = process.env["BOT_BOTTLE_SLUG"] ?? "unknown";
+    createLogger(slug, "git-gate", (line) => {
+      writeSync(1, line);
+      return true;
+    })("config-invalid", `${err instanceof Error ? err.message : String(err)}: serving nothing`, {
+      ...(err instanceof ConfigFileError ? { problems: err.problems } : {}),
+    });
+    process.exit(1);
+  }
+}
+
+const config = readConfig();
+const log = createLogger(config.slug, "git-gate");
+
+/** A config-file string value: git's quoting, so no value can open a section or a new key. */
+function quoted(value: string): string {
+  if (/[\n\r\0]/.test(value)) throw new Error("a config value holds a line break");
+  return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+/** The gate's only git config: what every git it runs reads (GIT_CONFIG_NOSYSTEM, no user file). */
+function gitConfig(): string {
+  const https = config.repos.flatMap((r) => (r.upstream.kind === "https" ? [r] : []));
+  const lines = [
+    "[core]",
+    `\thooksPath = ${quoted(HOOKS)}`,
+    `\tattributesFile = ${quoted("/dev/null")}`,
+    `\tsshCommand = ${quoted(`ssh -F ${join(GATE_HOME, "ssh_config")}`)}`,
+    "\tfsmonitor = false",
+    "[attr]",
+    `\ttree = ${EMPTY_TREE}`,
+    "[receive]",
+    "\tfsckObjects = true",
+    `\tmaxInputSize = ${config.limits.maxPackBytes}`,
+    "\tautogc = false",
+    "\tadvertisePushOptions = false",
+    "\tshallowUpdate = false",
+    "[transfer]",
+    "\tfsckObjects = true",
+    "[fetch]",
+    "\tfsckObjects = false",
+    "[gc]",
+    "\tauto = 0",
+    "[protocol]",
+    "\tallow = never",
+    '[protocol "ssh"]',
+    "\tallow = always",
+    '[protocol "https"]',
+    "\tallow = always",
+    "[credential]",
+    "\tinteractive = never",
+    "[http]",
+    ...(config.trustCaFile ? [`\tsslCAInfo = ${quoted(config.trustCaFile)}`] : []),
+    "\tsslVerify = true",
+    ...Object.entries(config.extraHosts).flatMap(([host, ip]) =>
+      https
+        .filter((r) => r.upstream.host === host)
+        .map((r) => `\tcurloptResolve = ${quoted(`${host}:${r.upstream.port}:${ip}`)}`),
+    ),
+    // An HTTPS upstream's token: read from the bundle's environment when git asks, never written.
+    ...https.flatMap((r) =>
+      r.upstream.kind === "https" && r.upstream.tokenEnv
+        ? [
+            `[credential ${quoted(remoteOf(r))}]`,
+            `\tusername = ${quoted(r.upstream.username)}`,
+            `\thelper = ${quoted(`!f() { test "$1" = get && printf 'password=%s\\n' "$${r.upstream.tokenEnv}"; }; f`)}`,
+          ]
+        : [],
+    ),
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/** One host alias per SSH upstream: its key, exactly its pinned host key, never a prompt. */
+function sshConfig(): string {
+  const blocks = config.repos.flatMap((r) => {
+    const u = r.upstream;
+    if (u.kind !== "ssh") return [];
+    return [
+      [
+        `Host ${sshAlias(r)}`,
+        `  HostName ${config.extraHosts[u.host] ?? u.host}`,
+        `  Port ${u.port}`,
+        `  User ${u.user}`,
+        `  IdentityFile ${join(GATE_HOME, "keys", r.name)}`,
+        "  IdentitiesOnly yes",
+        `  HostKeyAlias bot-bottle-${r.name}`,
+        `  UserKnownHostsFile ${join(GATE_HOME, "known_hosts", r.name)}`,
+        "  GlobalKnownHostsFile /dev/null",
+        "  StrictHostKeyChecking yes",
+        "  UpdateHostKeys no",
+        "  CheckHostIP no",
+        "  BatchMode yes",
+        "  PasswordAuthentication no",
+        "  KbdInteractiveAuthentication no",
+        "  ConnectTimeout 10",
+        "  ServerAliveInterval 15",
+        "  ControlMaster auto",
+        `  ControlPath ${join(GATE_HOME, "cm-%C")}`,
+        "  ControlPersist 60",
+      ].join("\n"),
+    ];
+  });
+  return ["# bot-bottle git gate: one alias per declared upstream", ...blocks, ""].join("\n\n");
+}
+
+/** The private key an SSH upstream is reached with, from the bundle's environment. */
+function keyText(r: GitGateRepo): string {
+  if (r.upstream.kind !== "ssh") return "";
+  const value = process.env[r.upstream.keyEnv];
+  if (!value)
+    throw new Error(`${r.upstream.keyEnv} (the key for ${r.name}) is unset in the bundle`);
+  return value.endsWith("\n") ? value : value + "\n";
+}
+
+async function prepareMirror(r: GitGateRepo): Promise<void> {
+  const dir = mirrorOf(r);
+  if (!existsSync(join(dir, "HEAD"))) {
+    mkdirSync(dir, { recursive: true });
+    const made = await git(dir, ["init", "--quiet", "--bare", "--initial-branch=main", "."]);
+    if (made.code !== 0) throw new Error(`git init ${dir}: ${made.stderr.trim()}`);
+  }
+  // The mirror's own config holds nothing but what the gate needs; rewritten at every start.
+  writeFileSync(
+    join(dir, "config"),
+    [
+      "[core]",
+      "\trepositoryformatversion = 0",
+      "\tbare = true",
+      "\tlogallrefupdates = false",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(join(dir, "git-daemon-export-ok"), "");
+}
+
+async function prepare(): Promise<void> {
+  for (const sub of ["", "keys", "known_hosts", "xdg"])
+    mkdirSync(join(GATE_HOME, sub), { recursive: true, mode: 0o700 });
+  writeFileSync(join(GATE_HOME, "gitconfig"), gitConfig(), { mode: 0o600 });
+  writeFileSync(join(GATE_HOME, "ssh_config"), sshConfig(), { mode: 0o600 });
+  for (const r of config.repos) {
+    if (r.upstream.kind !== "ssh") continue;
+    writeFileSync(join(GATE_HOME, "keys", r.name), keyText(r), { mode: 0o600 });
+    writeFileSync(
+      join(GATE_HOME, "known_hosts", r.name),
+      `bot-bottle-${r.name} ${r.upstream.knownHostKey.trim()}\n`,
+      { mode: 0o600 },
+    );
+  }
+  mkdirSync(MIRRORS, { recursive: true });
+  await Promise.all(config.repos.map(prepareMirror));
+}
+
+function serve(): void {
+  const daemon = startDaemon(
+    [
+      "git",
+      "daemon",
+      "--reuseaddr",
+      "--listen=0.0.0.0",
+      `--port=${config.port}`,
+      "--strict-paths",
+      `--base-path=${MIRRORS}`,
+      "--enable=receive-pack",
+      "--forbid-override=receive-pack",
+      "--forbid-override=upload-pack",
+      "--disable=upload-archive",
+      `--access-hook=${join(HOOKS, "access")}`,
+      "--informative-errors",
+      "--max-connections=32",
+      "--init-timeout=30",
+      "--timeout=600",
+      ...config.repos.map(mirrorOf),
+    ],
+    gitEnv(),
+  );
+  daemon.stderr?.setEncoding("utf8");
+  daemon.stderr?.on("data", (text: string) => {
+    for (const line of text.split("\n").filter((l) => l.trim()))
+      log("daemon", line.replace(/^\[\d+\] /, ""));
+  });
+  const stop = () => daemon.kill("SIGTERM");
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  daemon.on("exit", (code, signal) => {
+    log("exit", `git daemon ended (${signal ?? code})`);
+    process.exit(code ?? 0);
+  });
+  log(
+    "listen",
+    `git gate serving ${config.repos.map((r) => `${r.name} (${r.display})`).join(", ") || "nothing"} on :${config.port}`,
+  );
+}
+
+prepare().then(serve, (err: unknown) => {
+  log("start-failed", err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});
