@@ -122,14 +122,19 @@ export default tseslint.config(
     },
   },
   {
-    // The bundle's init is the process-running layer inside the sidecar bundle.
-    // …and benchmarks run the processes they compare (the egress daemon, mitmdump) themselves.
-    files: ["src/exec/run.ts", "src/sidecars/init/supervisor.ts", "bench/**/*.ts"],
+    // The bundle's init and the git gate's runner are the process-running layer inside the
+    // sidecar bundle; benchmarks run the processes they compare (the egress daemon, mitmdump).
+    files: [
+      "src/exec/run.ts",
+      "src/sidecars/init/supervisor.ts",
+      "src/sidecars/git-gate/process.ts",
+      "bench/**/*.ts",
+    ],
     rules: { "no-restricted-imports": "off" },
   },
   {
-    // …and the init stays a sidecar: shared/ only.
-    files: ["src/sidecars/init/supervisor.ts"],
+    // …and they stay sidecars: shared/ only.
+    files: ["src/sidecars/init/supervisor.ts", "src/sidecars/git-gate/process.ts"],
     rules: {
       "no-restricted-imports": [
         "error",

@@ -55,13 +55,19 @@ export interface BottlePlan {
     ports: Record<string, number>;
     /** Names of host env vars whose values the bundle receives at start (never the values). */
     secretEnv: string[];
-    /** Bundle variables whose values launch reads from state-dir files (the CA key). */
+    /**
+     * Bundle variables whose values launch reads from files: the CA key (relative to the state
+     * dir), the git gate's SSH keys (the operator's key files, absolute).
+     */
     fileSecretEnv: Record<string, string>;
     /** State-dir folder mounted read-only at /etc/bot-bottle. */
     configDir: string;
     /** State-dir folder the bundle writes its audit log to, mounted at `auditMount`. */
     auditDir: string;
     auditMount: string;
+    /** State-dir folder holding the git gate's mirrors, mounted writable at `mirrorMount`. */
+    mirrorDir?: string;
+    mirrorMount?: string;
     /** The unprivileged user the bundle image runs as (images/bundle/Dockerfile). */
     uid: number;
     /** Existing Docker networks the bundle also joins (egress.network); never the agent. */
@@ -129,6 +135,8 @@ export interface AgentProvisionPlan {
   /** Host skill folders, each copied to its place under the agent's home. */
   skills: { host: string; container: string }[];
   gitUser?: { name: string; email: string };
+  /** `url.<url>.insteadOf` for each spelling: the agent's git reaches declared upstreams at the gate. */
+  gitUrls?: { url: string; insteadOf: string[] }[];
 }
 
 /**

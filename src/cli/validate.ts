@@ -28,7 +28,17 @@ function describeBottle(m: Manifest, templateHosts: readonly string[]): string[]
   }
   if (b.egress.routes.length === 0) lines.push("  (none: every request is refused)");
   lines.push(`git upstreams (${b.git.length}):`);
-  for (const g of b.git) lines.push(`  - ${g.name}  ${g.upstream}  key: ${g.key.provider}`);
+  for (const g of b.git) {
+    const auth = g.key
+      ? `key: ${g.key.provider}`
+      : g.token_env
+        ? `token from $${g.token_env}`
+        : "anonymous";
+    const push = g.push.refs.length
+      ? `push ${g.push.refs.join(", ")}${g.push.force ? " (force)" : ""}${g.push.delete ? " (delete)" : ""}`
+      : "no push";
+    lines.push(`  - ${g.name}  ${g.upstream} -> git://git-gate/${g.name}.git  ${auth}  ${push}`);
+  }
   return lines;
 }
 

@@ -151,7 +151,7 @@ export async function launch(
       if (value) bundleSecrets[name] = value;
     }
     for (const [name, file] of Object.entries(plan.bundle.fileSecretEnv))
-      bundleSecrets[name] = await readFile(join(plan.stateDir, file), "utf8");
+      bundleSecrets[name] = await readFile(resolve(plan.stateDir, file), "utf8");
     // The agent's proxy key, made afresh for this start; only the bundle and the agent hold it.
     if (plan.egress.agentKeyEnv)
       bundleSecrets[plan.egress.agentKeyEnv] = randomBytes(32).toString("hex");

@@ -33,6 +33,8 @@ import {
 import type { AgentProvider, AgentSession } from "../providers/provider.js";
 import { agentEgressEnv, egressConfigFor, routeSecretNames, tokenEnvNames } from "./egress.js";
 import { applyTemplate } from "./template.js";
+import { gitGateConfigFor, gitKeyFiles, gitSecretNames, gitUrlRewrites } from "./git.js";
+import { GIT_GATE_PORT, GIT_GATE_ROOT } from "../shared/git-gate-config.js";
 
 export const AGENT_USER = "node";
 /** The agent user's ids in the agent images, kept when the workspace belongs to root. */
@@ -79,7 +81,7 @@ export function trustedFiles(manifest: Manifest): TrustedFile[] {
       ? [{ what: `${b}.egress.trust_ca`, path: manifest.bottle.egress.trust_ca }]
       : []),
     ...manifest.bottle.git.flatMap((g, i) =>
-      g.key.provider === "static" ? [{ what: `${b}.git[${i}].key.path`, path: g.key.path }] : [],
+      g.key?.provider === "static" ? [{ what: `${b}.git[${i}].key.path`, path: g.key.path }] : [],
     ),
     ...(manifest.agent.dockerfile
       ? [{ what: `agents.${manifest.agent.name}.dockerfile`, path: manifest.agent.dockerfile }]
@@ -156,7 +158,11 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   const templated = applyTemplate(given, input.provider);
   const { manifest, provider } = templated;
   /** The bundle's agent-facing ports, by daemon. */
-  const ports: Record<string, number> = { egress: EGRESS_PORT };
+  const gate = manifest.bottle.git.length > 0;
+  const ports: Record<string, number> = {
+    egress: EGRESS_PORT,
+    ...(gate ? { "git-gate": GIT_GATE_PORT } : {}),
+  };
   const supervise = ports["supervise"];
   const session: AgentSession = {
     home: AGENT_HOME,
@@ -195,6 +201,16 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
         port: EGRESS_PORT,
         reload: true,
       },
+      ...(gate
+        ? [
+            {
+              name: "git-gate",
+              command: ["node", `${BUNDLE_ROOT}/sidecars/git-gate/main.js`],
+              port: GIT_GATE_PORT,
+              reload: false,
+            },
+          ]
+        : []),
       // A VM's flows may come through smolvm's egress interceptor: it relays them to the proxy.
       ...(vm
         ? [
@@ -216,12 +232,18 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     stopGraceMs: 3000,
   };
 
-  const secretEnv = [
-    ...routeSecretNames(manifest.bottle),
-    ...manifest.bottle.git.flatMap((g) =>
-      g.key.provider === "gitea" ? [g.key.provisioner_token_env] : [],
-    ),
-  ];
+  if (gate && vm)
+    throw new UsageError(
+      `bottles.${manifest.bottle.name}.git declares repositories, and the git gate does not serve smolmachines bottles yet`,
+      "use the docker backend for this bottle, or remove its git entries",
+    );
+  const gitea = manifest.bottle.git.findIndex((g) => g.key?.provider === "gitea");
+  if (gitea >= 0)
+    throw new UsageError(
+      `bottles.${manifest.bottle.name}.git[${gitea}].key uses the "gitea" provider, which the git gate does not serve yet`,
+      'use {"provider": "static", "path": …} with a deploy key you registered yourself',
+    );
+  const secretEnv = [...routeSecretNames(manifest.bottle), ...gitSecretNames(manifest.bottle)];
 
   // A VM reaches the proxy on a port published on the host's loopback, which more than the agent
   // can reach: there the agent presents a key made at every start.
@@ -308,10 +330,13 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
       aliases: vm ? [] : BUNDLE_ALIASES,
       ports,
       secretEnv: [...new Set(secretEnv)],
-      fileSecretEnv: { [CA_KEY_ENV]: "ca/ca.key" },
+      // Files whose contents the bundle gets as variables: the CA key, each git key (0600 on the
+      // bundle's tmpfs, never in the agent).
+      fileSecretEnv: { [CA_KEY_ENV]: "ca/ca.key", ...gitKeyFiles(manifest.bottle) },
       configDir: "bundle",
       auditDir: "audit",
       auditMount: AUDIT_DIR,
+      ...(gate ? { mirrorDir: "git", mirrorMount: GIT_GATE_ROOT } : {}),
       uid: BUNDLE_UID,
       extraNetworks: manifest.bottle.egress.network ? [manifest.bottle.egress.network] : [],
       ...(vm ? { interceptor: { port: INTERCEPT_PORT, tokenEnv: INTERCEPT_TOKEN_ENV } } : {}),
@@ -341,6 +366,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
           container: posix.join(AGENT_HOME, provider.skillsDir, basename(host)),
         })),
         ...(manifest.bottle.git_user ? { gitUser: manifest.bottle.git_user } : {}),
+        ...(gate ? { gitUrls: gitUrlRewrites(manifest.bottle) } : {}),
       },
       placeholderEnv: placeholderEnv(manifest, provider),
       ...(manifest.agent.forward_host_credentials && provider.hostLogin
@@ -353,6 +379,20 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     files: {
       "bundle/init.json": JSON.stringify(init, null, 2) + "\n",
       "bundle/egress.json": JSON.stringify(egress, null, 2) + "\n",
+      ...(gate
+        ? {
+            "bundle/git-gate.json":
+              JSON.stringify(
+                gitGateConfigFor(manifest.bottle, slug, [
+                  ...secretEnv,
+                  CA_KEY_ENV,
+                  ...(egress.agentKeyEnv ? [egress.agentKeyEnv] : []),
+                ]),
+                null,
+                2,
+              ) + "\n",
+          }
+        : {}),
       ...(vm
         ? {
             "bundle/intercept.json":

@@ -118,11 +118,22 @@ export function provisionScript(files: readonly ProvisionFile[], plan: AgentProv
       lines.push(
         `git config --global ${key} ${shellWord(plan.gitUser[field as keyof typeof GIT_KEYS])}`,
       );
+  // Declared upstreams lead to the git gate, however the agent's git spells them.
+  for (const { url, insteadOf } of plan.gitUrls ?? []) {
+    const key = shellWord(`url.${url}.insteadOf`);
+    lines.push(`git config --global --unset-all ${key} || true`);
+    for (const spelling of insteadOf)
+      lines.push(`git config --global --add ${key} ${shellWord(spelling)}`);
+  }
   // The report: one "sha256  path" line per file, then the git identity as git reads it.
   if (files.length) lines.push(`sha256sum -- ${files.map((f) => shellWord(f.path)).join(" ")}`);
   if (plan.gitUser)
     for (const key of Object.values(GIT_KEYS))
       lines.push(`printf 'git %s %s\\n' ${key} "$(git config --global --get ${key})"`);
+  for (const { url } of plan.gitUrls ?? [])
+    lines.push(
+      `git config --global --get-all ${shellWord(`url.${url}.insteadOf`)} | sed 's/^/gitmap ${url.replaceAll("/", "\\/")} /'`,
+    );
   return lines.join("\n") + "\n";
 }
 
@@ -140,7 +151,10 @@ export function checkReport(
 ): void {
   const sums = new Map<string, string>();
   const git = new Map<string, string>();
+  const rewrites = new Map<string, string[]>();
   for (const line of report.split("\n")) {
+    const r = /^gitmap (\S+) (.*)$/.exec(line);
+    if (r) rewrites.set(r[1] ?? "", [...(rewrites.get(r[1] ?? "") ?? []), r[2] ?? ""]);
     const g = /^git (\S+) (.*)$/.exec(line);
     if (g) git.set(g[1] ?? "", g[2] ?? "");
     const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(line);
@@ -163,6 +177,16 @@ export function checkReport(
           "the agent's image needs git; check that its user's home is writable",
         );
     }
+  checkRewrites(rewrites, plan);
+}
+
+function checkRewrites(rewrites: Map<string, string[]>, plan: AgentProvisionPlan): void {
+  for (const { url, insteadOf } of plan.gitUrls ?? [])
+    if ((rewrites.get(url) ?? []).join("\n") !== insteadOf.join("\n"))
+      throw new ProvisionError(
+        `the agent's git config does not lead ${insteadOf[0] ?? url} to the git gate (${url})`,
+        "the agent's image needs git; check that its user's home is writable",
+      );
 }
 
 export async function provisionAgent(
@@ -172,7 +196,7 @@ export async function provisionAgent(
 ): Promise<ProvisionResult> {
   const files = await provisionFiles(plan, options.placeholders);
   const result = { files: plan.files.length, skills: plan.skills.length, gitUser: !!plan.gitUser };
-  if (files.length === 0 && !plan.gitUser) return result;
+  if (files.length === 0 && !plan.gitUser && !plan.gitUrls?.length) return result;
   let stdout: string;
   try {
     ({ stdout } = await bottle.exec(["sh", "-s"], {

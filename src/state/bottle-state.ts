@@ -95,7 +95,7 @@ export interface StateSeed {
   files: Record<string, string>;
   /** Files copied in: path relative to the state dir -> a host path, or one relative to it. */
   copies: Record<string, string>;
-  bundle: { configDir: string; auditDir: string; uid: number };
+  bundle: { configDir: string; auditDir: string; mirrorDir?: string; uid: number };
 }
 
 /** Creates the state dir with the plan's files, the CA and metadata (status "starting"). */
@@ -115,9 +115,13 @@ export async function createState(plan: StateSeed, metadata: BottleMetadata): Pr
   // The bundle runs as an unprivileged user: its config folder must be readable, not writable.
   await chmod(join(plan.stateDir, plan.bundle.configDir), 0o755);
   // …and its audit folder writable by that user alone (by everyone where we cannot chown).
-  const audit = join(plan.stateDir, plan.bundle.auditDir);
-  await mkdir(audit, { recursive: true, mode: 0o700 });
-  await chown(audit, plan.bundle.uid, plan.bundle.uid).catch(() => chmod(audit, 0o777));
+  // (the git gate's mirrors likewise).
+  for (const dir of [plan.bundle.auditDir, plan.bundle.mirrorDir]) {
+    if (dir === undefined) continue;
+    const path = join(plan.stateDir, dir);
+    await mkdir(path, { recursive: true, mode: 0o700 });
+    await chown(path, plan.bundle.uid, plan.bundle.uid).catch(() => chmod(path, 0o777));
+  }
   await writeJsonAtomic(join(plan.stateDir, METADATA), metadata);
 }
 

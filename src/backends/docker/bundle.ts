@@ -79,6 +79,9 @@ export async function startBundle(
       `${join(plan.stateDir, b.configDir)}:/etc/bot-bottle:ro`,
       "--volume",
       `${join(plan.stateDir, b.auditDir)}:${b.auditMount}`,
+      ...(b.mirrorDir && b.mirrorMount
+        ? ["--volume", `${join(plan.stateDir, b.mirrorDir)}:${b.mirrorMount}`]
+        : []),
       ...envFlags(b.env),
       // Secrets: name only on argv; docker reads the value from its own environment.
       ...Object.keys(secrets).flatMap((name) => ["--env", name]),

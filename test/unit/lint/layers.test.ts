@@ -68,17 +68,9 @@ describe("above backends/, a backend is reached only through backends/backend.ts
 
 describe("sidecars/ and shared/ import only shared/: the bundle image carries nothing else", () => {
   test("a sidecar may not import the root errors.ts nor state/, and may import shared/", async () => {
-    await assertRefused(
-      "src/sidecars/egress/dlp.ts",
-      "../../errors.js",
-      /shared\/ and nothing else/,
-    );
-    await assertRefused(
-      "src/sidecars/egress/dlp.ts",
-      "../../state/paths.js",
-      /shared\/ and nothing else/,
-    );
-    await assertAllowed("src/sidecars/egress/dlp.ts", "../../shared/labels.js");
+    await assertRefused("src/sidecars/dlp.ts", "../errors.js", /shared\/ and nothing else/);
+    await assertRefused("src/sidecars/dlp.ts", "../state/paths.js", /shared\/ and nothing else/);
+    await assertAllowed("src/sidecars/dlp.ts", "../shared/labels.js");
   });
 
   test("shared/ may not import the root errors.ts, and may import its own files", async () => {
@@ -87,12 +79,13 @@ describe("sidecars/ and shared/ import only shared/: the bundle image carries no
   });
 });
 
-describe("only src/exec/run.ts runs external programs", () => {
+describe("only src/exec/run.ts (and, in the bundle, init and the git gate's runner) runs external programs", () => {
   const elsewhere = [
     "src/state/paths.ts",
     "src/backends/docker/cli.ts",
     "src/cli/progress.ts",
-    "src/sidecars/egress/dlp.ts",
+    "src/sidecars/dlp.ts",
+    "src/sidecars/git-gate/scan.ts",
     "src/shared/labels.ts",
   ];
 
@@ -100,5 +93,11 @@ describe("only src/exec/run.ts runs external programs", () => {
     for (const file of elsewhere)
       await assertRefused(file, "node:child_process", /through src\/exec\/run\.ts only/);
     await assertAllowed("src/exec/run.ts", "node:child_process");
+    await assertAllowed("src/sidecars/git-gate/process.ts", "node:child_process");
+    await assertRefused(
+      "src/sidecars/git-gate/process.ts",
+      "../../exec/run.js",
+      /shared\/ and nothing else/,
+    );
   });
 });

@@ -181,7 +181,16 @@ describe("planning a bottle", () => {
       ANTHROPIC_API_KEY: "ANTHROPIC_API_KEY",
     });
     assert.equal(env["ANTHROPIC_API_KEY"], undefined, "values are set at launch, not in the plan");
-    assert.deepEqual(Object.keys(plan.bundle.fileSecretEnv), ["BOT_BOTTLE_CA_KEY"]);
+    // The CA key, and the git gate's key read from the operator's key file: bundle-only.
+    assert.deepEqual(Object.keys(plan.bundle.fileSecretEnv), [
+      "BOT_BOTTLE_CA_KEY",
+      "BOT_BOTTLE_GIT_KEY_0",
+    ]);
+    assert.match(
+      plan.bundle.fileSecretEnv["BOT_BOTTLE_GIT_KEY_0"] ?? "",
+      /^\/.*bot-bottle-deploy-key$/,
+    );
+    assert.ok(!Object.keys(env).some((k) => k.startsWith("BOT_BOTTLE_GIT_KEY")));
     const summary = describePlan(plan).join("\n");
     assert.match(summary, /3 routes; everything else is refused/);
     assert.match(summary, /x-api-key: \$ANTHROPIC_API_KEY \(the agent holds a placeholder\)/);
