@@ -5,6 +5,7 @@
  */
 import type { BackendName } from "../manifest/schema.js";
 import type { EgressConfig } from "../shared/egress-config.js";
+import type { DeployKeyRecord } from "../state/bottle-state.js";
 
 export type { BackendName };
 
@@ -120,6 +121,8 @@ export interface BottlePlan {
   };
   /** What the egress proxy enforces (also written as bundle/egress.json). */
   egress: EgressConfig;
+  /** Gitea deploy keys the git gate registers for this bottle (recorded for stop and cleanup). */
+  deployKeys: DeployKeyRecord[];
   /** Host files the operator's side reads and trusts; none may lie inside a workspace. */
   trusted: TrustedFile[];
   /** Files written into the state dir before launch, by path relative to it. */
@@ -130,6 +133,8 @@ export interface BottlePlan {
 }
 
 /** Files, skills and the git identity provisioning puts in the agent (as its user). */
+export type { DeployKeyRecord };
+
 export interface AgentProvisionPlan {
   files: { path: string; content: string; mode: number; what: string }[];
   /** Host skill folders, each copied to its place under the agent's home. */

@@ -190,6 +190,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
       for (const slug of slugs) {
         const stopped = await stopBottle(allBackends(ctx.env), slug, ctx.env);
         if (stopped.login) writeLine(ctx.stderr, stopped.login);
+        if (stopped.deployKeys) writeLine(ctx.stderr, stopped.deployKeys);
         writeLine(ctx.stdout, `stopped ${stopped.slug} (state kept in ${stopped.stateDir})`);
       }
     });
@@ -211,6 +212,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
             `removed ${b.slug}: ${[...b.containers.map((c) => `container ${c.name}`), ...b.networks.map((n) => `network ${n}`)].join(", ")}`,
           );
           if (b.login) writeLine(ctx.stderr, b.login);
+          if (b.deployKeys) writeLine(ctx.stderr, b.deployKeys);
         }
     });
 }

@@ -51,6 +51,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       }
       const stopped = await stop();
       if (stopped.login) writeLine(ctx.stderr, stopped.login);
+      if (stopped.deployKeys) writeLine(ctx.stderr, stopped.deployKeys);
       writeLine(
         ctx.stderr,
         `${plan.agent.name} exited with status ${ctx.exitCode}; stopped ${plan.slug} (state and logs in ${plan.stateDir})`,

@@ -149,6 +149,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       }
       const stopped = await stopBottle(backends, plan.slug, ctx.env);
       if (stopped.login) writeLine(ctx.stderr, stopped.login);
+      if (stopped.deployKeys) writeLine(ctx.stderr, stopped.deployKeys);
       writeLine(ctx.stderr, `stopped ${plan.slug}; its state and logs are in ${plan.stateDir}`);
     });
 }

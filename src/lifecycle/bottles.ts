@@ -6,9 +6,15 @@
 import { join } from "node:path";
 import { BotBottleError, EXIT } from "../errors.js";
 import type { Backend, BackendName, Resource } from "../backends/backend.js";
-import { readMetadata, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
+import {
+  listStateDirs,
+  readMetadata,
+  updateMetadata,
+  type BottleMetadata,
+} from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
 import { returnLogin } from "./login.js";
+import { removeDeployKeys } from "./deploy-keys.js";
 
 export class NoSuchBottleError extends BotBottleError {
   constructor(slug: string, hint = "`bot-bottle ls` lists the bottles") {
@@ -33,6 +39,8 @@ export interface BottleSummary {
   networks: string[];
   /** After a stop: what became of a forwarded login the bottle refreshed. */
   login?: string;
+  /** After a stop: deploy keys the host had to delete, or could not. */
+  deployKeys?: string;
 }
 
 export function groupBySlug(resources: readonly Resource[]): Map<string, Resource[]> {
@@ -135,8 +143,17 @@ export async function stopBottle(
   const summary = await summarise(slug, resources, env);
   await backend.teardown(resources, summary.stateDir);
   await updateMetadata(summary.stateDir, { status: "stopped", stopped: new Date().toISOString() });
-  const login = await returnLogin(summary.stateDir, env);
-  return login ? { ...summary, login } : summary;
+  return { ...summary, ...(await afterTeardown(summary.stateDir, env)) };
+}
+
+/** What is handed back once a bottle's containers are gone: its login, its deploy keys. */
+async function afterTeardown(
+  stateDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Pick<BottleSummary, "login" | "deployKeys">> {
+  const login = await returnLogin(stateDir, env);
+  const deployKeys = await removeDeployKeys(stateDir, env);
+  return { ...(login ? { login } : {}), ...(deployKeys ? { deployKeys } : {}) };
 }
 
 /** Removes the resources of every bottle that is not running and not being started right now. */
@@ -155,8 +172,25 @@ export async function cleanup(
         status: "failed",
         error: meta.error ?? "left behind; removed by cleanup",
       });
-    const login = await returnLogin(summary.stateDir, env);
-    removed.push(login ? { ...summary, login } : summary);
+    removed.push({ ...summary, ...(await afterTeardown(summary.stateDir, env)) });
+  }
+  // Bottles already gone whose deploy keys could not be deleted then (a killed start, no token).
+  const live = new Set((await everyBottle(backends)).map((b) => b.slug));
+  for (const dir of await listStateDirs(stateRoot(env))) {
+    const meta = await readMetadata(dir);
+    if (!meta?.deployKeys || meta.deployKeysRemoved || live.has(meta.slug)) continue;
+    if (meta.status === "starting" && meta.startPid !== undefined && alive(meta.startPid)) continue;
+    const deployKeys = await removeDeployKeys(dir, env);
+    if (deployKeys) removed.push({ ...(await summarise(meta.slug, [], env)), deployKeys });
   }
   return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }

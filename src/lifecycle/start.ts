@@ -131,6 +131,7 @@ export function metadataFromPlan(plan: BottlePlan, now: Date, pid: number): Bott
       ...(plan.networks.internal ? { internal: plan.networks.internal.name } : {}),
       egress: plan.networks.egress.name,
     },
+    ...(plan.deployKeys.length > 0 ? { deployKeys: plan.deployKeys } : {}),
   };
 }
 

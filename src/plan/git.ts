@@ -14,6 +14,7 @@ import {
   type GitGateRepo,
 } from "../shared/git-gate-config.js";
 import { TRUST_CA_PATH } from "../shared/egress-config.js";
+import { deployKeyTitle } from "../shared/gitea.js";
 
 /** The bundle variable holding git[i]'s SSH key (read from the key file at launch). */
 export function gitKeyEnv(index: number): string {
@@ -32,7 +33,7 @@ export function keyOf(line: string): string {
   return at < 0 ? line.trim() : words.slice(at, at + 2).join(" ");
 }
 
-function upstreamOf(entry: GitUpstream, index: number): GitGateRepo["upstream"] {
+function upstreamOf(entry: GitUpstream, index: number, slug: string): GitGateRepo["upstream"] {
   const parsed = parseGitUpstream(entry.upstream);
   if ("problem" in parsed) throw new Error(`git[${index}].upstream ${parsed.problem}`);
   if (parsed.kind === "ssh")
@@ -43,7 +44,16 @@ function upstreamOf(entry: GitUpstream, index: number): GitGateRepo["upstream"] 
       port: parsed.port,
       path: parsed.path,
       knownHostKey: keyOf(entry.known_host_key ?? ""),
-      keyEnv: gitKeyEnv(index),
+      key:
+        entry.key?.provider === "gitea"
+          ? {
+              provider: "gitea",
+              apiUrl: entry.key.api_url,
+              repo: entry.key.repo,
+              tokenEnv: entry.key.provisioner_token_env,
+              title: deployKeyTitle(slug),
+            }
+          : { provider: "static", env: gitKeyEnv(index) },
     };
   // The URL dialled is built from the parts the host was decided on, never re-read from the text.
   const host = parsed.host.includes(":") ? `[${parsed.host}]` : parsed.host;
@@ -71,7 +81,7 @@ export function gitGateConfigFor(
     port: GIT_GATE_PORT,
     repos: bottle.git.map((g, i) => ({
       name: g.name,
-      upstream: upstreamOf(g, i),
+      upstream: upstreamOf(g, i, slug),
       display: g.upstream,
       push: { refs: [...g.push.refs], force: g.push.force, delete: g.push.delete },
     })),
@@ -88,9 +98,40 @@ export function gitGateConfigFor(
   };
 }
 
-/** The host variables the gate's HTTPS tokens come from (its SSH keys come from files). */
+/**
+ * The host variables the gate's credentials come from: HTTPS tokens and Gitea provisioning tokens
+ * (static SSH keys come from files).
+ */
 export function gitSecretNames(bottle: Bottle): string[] {
-  return bottle.git.flatMap((g) => (g.token_env ? [g.token_env] : []));
+  return bottle.git.flatMap((g) =>
+    g.token_env ? [g.token_env] : g.key?.provider === "gitea" ? [g.key.provisioner_token_env] : [],
+  );
+}
+
+/** The deploy keys a bottle's gate registers, as stop and cleanup find them again. */
+export function giteaKeysOf(
+  bottle: Bottle,
+  slug: string,
+): {
+  apiUrl: string;
+  repo: string;
+  tokenEnv: string;
+  title: string;
+  extraHosts: Record<string, string>;
+}[] {
+  return bottle.git.flatMap((g) =>
+    g.key?.provider === "gitea"
+      ? [
+          {
+            apiUrl: g.key.api_url,
+            repo: g.key.repo,
+            tokenEnv: g.key.provisioner_token_env,
+            title: deployKeyTitle(slug),
+            extraHosts: { ...g.extra_hosts },
+          },
+        ]
+      : [],
+  );
 }
 
 /** git[i]'s key files by bundle variable: read on the host at launch, never into the agent. */

@@ -33,7 +33,13 @@ import {
 import type { AgentProvider, AgentSession } from "../providers/provider.js";
 import { agentEgressEnv, egressConfigFor, routeSecretNames, tokenEnvNames } from "./egress.js";
 import { applyTemplate } from "./template.js";
-import { gitGateConfigFor, gitKeyFiles, gitSecretNames, gitUrlRewrites } from "./git.js";
+import {
+  giteaKeysOf,
+  gitGateConfigFor,
+  gitKeyFiles,
+  gitSecretNames,
+  gitUrlRewrites,
+} from "./git.js";
 import { GIT_GATE_PORT, GIT_GATE_ROOT } from "../shared/git-gate-config.js";
 
 export const AGENT_USER = "node";
@@ -237,12 +243,6 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
       `bottles.${manifest.bottle.name}.git declares repositories, and the git gate does not serve smolmachines bottles yet`,
       "use the docker backend for this bottle, or remove its git entries",
     );
-  const gitea = manifest.bottle.git.findIndex((g) => g.key?.provider === "gitea");
-  if (gitea >= 0)
-    throw new UsageError(
-      `bottles.${manifest.bottle.name}.git[${gitea}].key uses the "gitea" provider, which the git gate does not serve yet`,
-      'use {"provider": "static", "path": …} with a deploy key you registered yourself',
-    );
   const secretEnv = [...routeSecretNames(manifest.bottle), ...gitSecretNames(manifest.bottle)];
 
   // A VM reaches the proxy on a port published on the host's loopback, which more than the agent
@@ -375,6 +375,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
       readOnlyFiles,
     },
     egress,
+    deployKeys: giteaKeysOf(manifest.bottle, slug),
     trusted,
     files: {
       "bundle/init.json": JSON.stringify(init, null, 2) + "\n",

@@ -49,7 +49,26 @@ export const GitSshUpstreamSchema = z
       .string()
       .min(1)
       .describe('The pinned host key, "type base64": any other key fails before authentication.'),
-    keyEnv: envName("the gate's SSH private key (OpenSSH or PEM text)"),
+    key: z
+      .discriminatedUnion("provider", [
+        z.strictObject({
+          provider: z.literal("static"),
+          env: envName("the gate's SSH private key (OpenSSH or PEM text)"),
+        }),
+        z.strictObject({
+          provider: z.literal("gitea"),
+          apiUrl: z.string().min(1).describe("Base URL of the Gitea server."),
+          repo: z.string().min(1).describe('The repository on it, "owner/name".'),
+          tokenEnv: envName("a Gitea token allowed to add deploy keys"),
+          title: z
+            .string()
+            .min(1)
+            .describe("The deploy key's title, carrying the slug: how stop and cleanup find it."),
+        }),
+      ])
+      .describe(
+        "static: a key from the operator's file; gitea: a key pair the gate makes at start and registers as a deploy key (deleted at stop).",
+      ),
   })
   .describe("An SSH upstream, reached with the gate's key against exactly one host key.");
 

@@ -34,6 +34,19 @@ export interface BottleMetadata {
   session?: { argv: string[]; workdir: string; user: string };
   /** The cage self-test run by start, from inside the agent, before the agent's command. */
   cage?: CageRecord;
+  /** Gitea deploy keys the git gate registers, found again by title at stop and cleanup. */
+  deployKeys?: DeployKeyRecord[];
+  /** Set once every deploy key is known to be deleted. */
+  deployKeysRemoved?: boolean;
+}
+
+export interface DeployKeyRecord {
+  apiUrl: string;
+  repo: string;
+  /** The host variable holding a token allowed to delete it. */
+  tokenEnv: string;
+  title: string;
+  extraHosts: Record<string, string>;
 }
 
 /** One probe of the cage self-test: where it went, what it should meet, what it met. */

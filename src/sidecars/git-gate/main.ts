@@ -5,10 +5,11 @@
  * declared repositories. Every fetch first refreshes its mirror from the upstream (access hook);
  * every push is scanned and forwarded before the mirror takes it (pre-receive hook).
  */
-import { existsSync, mkdirSync, writeFileSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigFileError } from "../../shared/config-file.js";
 import type { GitGateConfig, GitGateRepo } from "../../shared/git-gate-config.js";
+import { addDeployKey, deleteDeployKeys, type GiteaTarget } from "../../shared/gitea.js";
 import { BUNDLE_ROOT } from "../../shared/init-config.js";
 import { createLogger } from "../log.js";
 import {
@@ -22,7 +23,12 @@ import {
   remoteOf,
   sshAlias,
 } from "./gate.js";
-import { startDaemon } from "./process.js";
+import { runCommand, startDaemon } from "./process.js";
+
+type GiteaKey = Extract<
+  Extract<GitGateRepo["upstream"], { kind: "ssh" }>["key"],
+  { provider: "gitea" }
+>;
 
 const HOOKS = process.env["BOT_BOTTLE_GIT_GATE_HOOKS"] ?? `${BUNDLE_ROOT}/git-gate-hooks`;
 
@@ -81,6 +87,8 @@ function gitConfig(): string {
     "\tallow = always",
     "[credential]",
     "\tinteractive = never",
+    // Each HTTPS repository has its own token: credentials are matched on the whole URL.
+    "\tuseHttpPath = true",
     "[http]",
     ...(config.trustCaFile ? [`\tsslCAInfo = ${quoted(config.trustCaFile)}`] : []),
     "\tsslVerify = true",
@@ -136,13 +144,63 @@ function sshConfig(): string {
   return ["# bot-bottle git gate: one alias per declared upstream", ...blocks, ""].join("\n\n");
 }
 
-/** The private key an SSH upstream is reached with, from the bundle's environment. */
-function keyText(r: GitGateRepo): string {
-  if (r.upstream.kind !== "ssh") return "";
-  const value = process.env[r.upstream.keyEnv];
-  if (!value)
-    throw new Error(`${r.upstream.keyEnv} (the key for ${r.name}) is unset in the bundle`);
-  return value.endsWith("\n") ? value : value + "\n";
+/** Where a Gitea-provided key is registered, with the bundle's token for it. */
+function giteaTarget(key: GiteaKey): GiteaTarget {
+  const token = process.env[key.tokenEnv];
+  if (!token)
+    throw new Error(`${key.tokenEnv} (the Gitea token for ${key.repo}) is unset in the bundle`);
+  return {
+    apiUrl: key.apiUrl,
+    repo: key.repo,
+    token,
+    extraHosts: config.extraHosts,
+    ...(config.trustCaFile ? { ca: readFileSync(config.trustCaFile, "utf8") } : {}),
+  };
+}
+
+/** Gitea deploy keys this run registered: deleted at stop. */
+const registered: GiteaKey[] = [];
+
+/**
+ * Writes the private key an SSH upstream is reached with: the operator's, from the bundle's
+ * environment; or, for Gitea, a key pair made now whose public half becomes the repository's
+ * deploy key (any left by an earlier run of this gate are deleted first).
+ */
+async function writeKey(r: GitGateRepo): Promise<void> {
+  if (r.upstream.kind !== "ssh") return;
+  const file = join(GATE_HOME, "keys", r.name);
+  const key = r.upstream.key;
+  if (key.provider === "static") {
+    const value = process.env[key.env];
+    if (!value) throw new Error(`${key.env} (the key for ${r.name}) is unset in the bundle`);
+    writeFileSync(file, value.endsWith("\n") ? value : value + "\n", { mode: 0o600 });
+    return;
+  }
+  rmSync(file, { force: true });
+  rmSync(`${file}.pub`, { force: true });
+  const made = await runCommand(
+    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key.title, "-f", file],
+    { env: gitEnv() },
+  );
+  if (made.code !== 0) throw new Error(`ssh-keygen: ${made.stderr.trim()}`);
+  const target = giteaTarget(key);
+  await deleteDeployKeys(target, key.title);
+  const id = await addDeployKey(target, key.title, readFileSync(`${file}.pub`, "utf8").trim());
+  registered.push(key);
+  log("deploy-key", `registered deploy key ${id} ("${key.title}") on ${key.repo}`);
+}
+
+async function removeDeployKeys(): Promise<void> {
+  for (const key of registered.splice(0))
+    try {
+      const n = await deleteDeployKeys(giteaTarget(key), key.title);
+      log("deploy-key", `deleted ${n} deploy key(s) "${key.title}" from ${key.repo}`);
+    } catch (err) {
+      log(
+        "deploy-key-failed",
+        `could not delete the deploy key "${key.title}" from ${key.repo}: ${(err as Error).message} (\`bot-bottle cleanup\` tries again)`,
+      );
+    }
 }
 
 async function prepareMirror(r: GitGateRepo): Promise<void> {
@@ -173,7 +231,7 @@ async function prepare(): Promise<void> {
   writeFileSync(join(GATE_HOME, "ssh_config"), sshConfig(), { mode: 0o600 });
   for (const r of config.repos) {
     if (r.upstream.kind !== "ssh") continue;
-    writeFileSync(join(GATE_HOME, "keys", r.name), keyText(r), { mode: 0o600 });
+    await writeKey(r);
     writeFileSync(
       join(GATE_HOME, "known_hosts", r.name),
       `bot-bottle-${r.name} ${r.upstream.knownHostKey.trim()}\n`,
@@ -212,7 +270,11 @@ function serve(): void {
     for (const line of text.split("\n").filter((l) => l.trim()))
       log("daemon", line.replace(/^\[\d+\] /, ""));
   });
-  const stop = () => daemon.kill("SIGTERM");
+  const stop = () => {
+    void removeDeployKeys().finally(() => daemon.kill("SIGTERM"));
+  };
+  process.removeAllListeners("SIGTERM");
+  process.removeAllListeners("SIGINT");
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   daemon.on("exit", (code, signal) => {
@@ -225,7 +287,13 @@ function serve(): void {
   );
 }
 
-prepare().then(serve, (err: unknown) => {
+// Stopped while preparing: what was registered goes before the process does.
+const early = () => void removeDeployKeys().finally(() => process.exit(0));
+process.on("SIGTERM", early);
+process.on("SIGINT", early);
+
+prepare().then(serve, async (err: unknown) => {
   log("start-failed", err instanceof Error ? err.message : String(err));
+  await removeDeployKeys();
   process.exit(1);
 });

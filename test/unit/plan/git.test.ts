@@ -56,7 +56,7 @@ describe("planning the git gate", () => {
     );
     assert.equal(app.knownHostKey, HOST_KEY);
     // Each key travels from its file to the bundle alone, and the gate scans pushes for it.
-    assert.equal(app.keyEnv, "BOT_BOTTLE_GIT_KEY_0");
+    assert.deepEqual(app.key, { provider: "static", env: "BOT_BOTTLE_GIT_KEY_0" });
     assert.equal(plan.bundle.fileSecretEnv["BOT_BOTTLE_GIT_KEY_1"], "/p/keys/deploy");
     assert.ok(config.heldSecretEnv.includes("BOT_BOTTLE_GIT_KEY_0"));
     assert.ok(config.heldSecretEnv.includes("BOT_BOTTLE_CA_KEY"));
