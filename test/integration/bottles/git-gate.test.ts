@@ -50,6 +50,10 @@ describe("the git gate end to end", { timeout: 20 * 60_000 }, () => {
 
   before(async () => {
     await t.setup({});
+    // The workspace is the user's own clone of the upstream: its origin names github.com.
+    await run("git", ["init", "-q", "-b", "main", t.workspace]);
+    await run("git", ["-C", t.workspace, "remote", "add", "origin", UPSTREAM]);
+    await run("chown", ["-R", "1000:1000", t.workspace]);
     const net = await t.network([]);
     upstream = await startGitUpstream({
       network: net,
@@ -119,6 +123,15 @@ describe("the git gate end to end", { timeout: 20 * 60_000 }, () => {
     );
     const lines = await auditLines();
     assert.ok(lines.some((l) => l.op === "fetch" && l.decision === "allow" && l.tag === "served"));
+  });
+
+  test("the workspace's own origin (the upstream's URL) works against the gate unchanged", async () => {
+    const r = await t.sh(
+      slug,
+      "cd ~/workspace && git fetch -q origin && git rev-parse origin/main",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), (await upstream.refs("app"))["refs/heads/main"]);
   });
 
   test("a fetch is never stale: the upstream's new commit is there at the next fetch", async () => {
@@ -333,6 +346,23 @@ describe("the git gate end to end", { timeout: 20 * 60_000 }, () => {
     }
     const again = await inRepo("git fetch -q origin");
     assert.equal(again.code, 0, again.stderr);
+  });
+
+  test("logs --git shows the gate's decisions; --audit puts them beside the egress lines", async () => {
+    await t.sh(slug, "curl -s -o /dev/null https://not-declared.example.test/ || true");
+    const git = await t.cli(["logs", slug, "--git"]);
+    assert.equal(git.code, 0, git.stderr);
+    assert.match(git.stdout, /fetch +allow +served app/);
+    assert.match(git.stdout, /push +refuse +secret-detected app/);
+    assert.ok(!git.stdout.includes(AWS) && !git.stdout.includes(TOKEN), "no secret in the audit");
+    const all = await t.cli(["logs", slug, "--audit", "--json"]);
+    const sources = new Set(
+      all.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { source: string }).source),
+    );
+    assert.deepEqual([...sources].sort(), ["egress", "git"]);
   });
 
   test("a wrong pinned host key is refused before any authentication is attempted", async () => {
