@@ -47,6 +47,12 @@ export interface GitUpstreamOptions {
   launch?: (args: string[]) => Promise<string>;
   /** The container's name when it is not launched by `launch`. */
   name?: string;
+  /**
+   * A Docker volume (or a root-owned host folder) mounted read-only at /srv/keys: sshd lets in
+   * the keys in its `authorized_keys` too, e.g. the deploy keys a fake Gitea
+   * (test/helpers/fake-gitea.ts) writes there.
+   */
+  keysVolume?: string;
   /** How long the first start may take to listen. */
   timeoutMs?: number;
 }
@@ -110,6 +116,7 @@ export async function startGitUpstream(options: GitUpstreamOptions): Promise<Git
       "--network",
       options.network,
       ...(options.alias ? ["--network-alias", options.alias] : []),
+      ...(options.keysVolume ? ["--volume", `${options.keysVolume}:/srv/keys:ro`] : []),
       // A public key: nothing secret rides on argv.
       "--env",
       `AUTHORIZED_KEYS=${clientPublicKey}`,
