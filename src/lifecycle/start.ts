@@ -28,6 +28,7 @@ import { newId, planBottle } from "../plan/plan.js";
 import { loadProvider } from "../providers/templates.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { refuseOwnExposures } from "./trust.js";
+import { removeDeployKeys } from "./deploy-keys.js";
 import { forwardedLogin, NotReadyError } from "./login.js";
 import { grantWorkspace } from "./workspace.js";
 import { stateRoot } from "../state/paths.js";
@@ -213,6 +214,8 @@ export async function launch(
       status: "failed",
       error: message.split("\n")[0] ?? message,
     });
+    // A deploy key the gate registered before the start failed goes too (cleanup retries).
+    await removeDeployKeys(plan.stateDir, options.env).catch(() => undefined);
     throw err;
   }
 }

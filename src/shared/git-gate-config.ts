@@ -107,6 +107,11 @@ export const GitGateLimitsSchema = z
       .min(1)
       .describe("A push's pack larger than this is refused (receive.maxInputSize)."),
     maxObjects: z.number().int().min(1).describe("A push bringing more new objects is refused."),
+    maxScanBytes: z
+      .number()
+      .int()
+      .min(1)
+      .describe("A push whose new objects come to more bytes than this, inflated, is refused."),
     scanTimeoutMs: z
       .number()
       .int()
@@ -160,6 +165,9 @@ export const GIT_AUDIT_FILE = "git.jsonl";
 export const DEFAULT_GIT_LIMITS: Readonly<GitGateLimits> = {
   maxPackBytes: 512 * 1024 * 1024,
   maxObjects: 200_000,
+  // The scan writes the new objects out and gitleaks reads each whole: bounded well inside the
+  // bundle's memory.
+  maxScanBytes: 128 * 1024 * 1024,
   scanTimeoutMs: 60_000,
   upstreamTimeoutMs: 60_000,
 };

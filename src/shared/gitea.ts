@@ -108,7 +108,7 @@ async function call(
 function failure(what: string, status: number, json: unknown): GiteaError {
   const said =
     typeof json === "object" && json !== null && "message" in json
-      ? String((json).message).slice(0, 200)
+      ? String(json.message).slice(0, 200)
       : "";
   const meaning =
     status === 401 || status === 403

@@ -23,12 +23,17 @@ export async function waitForEvent(
   const matches =
     typeof match === "string" ? (e: Record<string, unknown>) => e["event"] === match : match;
   let lastLine = "";
+  /** A daemon's own account of why it failed: worth more than the line init writes after it. */
+  let lastFailure = "";
   let seen: Record<string, unknown> | undefined;
   const onLine = (line: string) => {
     if (line.trim()) lastLine = line.trim();
     if (seen || !line.startsWith("{")) return;
     try {
       const event = JSON.parse(line) as Record<string, unknown>;
+      const name = String(event["event"] ?? "");
+      if (/(^|-)failed$|^config-invalid$/.test(name) && typeof event["message"] === "string")
+        lastFailure = `${String(event["component"] ?? "")}: ${event["message"]}`;
       if (matches(event)) {
         seen = event;
         controller.abort();
@@ -50,7 +55,11 @@ export async function waitForEvent(
     clearTimeout(timer);
   }
   if (seen) return seen;
-  const last = lastLine ? `; last log line: ${lastLine.slice(0, 300)}` : "; it wrote no log line";
+  const last = lastFailure
+    ? `: ${lastFailure.slice(0, 300)}`
+    : lastLine
+      ? `; last log line: ${lastLine.slice(0, 300)}`
+      : "; it wrote no log line";
   const state = await docker
     .run(["inspect", "--format", "{{.State.Status}}", container])
     .then((r) => r.stdout.trim())

@@ -7,11 +7,13 @@
  * it does the hook succeed and the mirror move. Whatever it prints, the agent's git shows.
  */
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { GitAuditRecord, GitRefUpdate } from "../../shared/git-gate-config.js";
 import {
   audit,
   git,
   gitEnv,
+  MIRRORS,
   mirrorOf,
   readGateConfig,
   reasonOf,
@@ -124,6 +126,8 @@ async function main(): Promise<number> {
       updates,
       secrets,
       maxObjects: limits.maxObjects,
+      maxScanBytes: limits.maxScanBytes,
+      workDir: join(MIRRORS, ".scan"),
       timeoutMs: limits.scanTimeoutMs,
       env: quarantine,
     });

@@ -16,7 +16,14 @@ export interface Ran {
 /** Runs argv to its end (or `timeoutMs`, then kills it), collecting its output. */
 export function runCommand(
   argv: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+  options: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    input?: string;
+    timeoutMs?: number;
+    /** Takes stdout as it comes instead of collecting it (`false` back: stop the command). */
+    onStdout?: (chunk: Buffer) => boolean;
+  } = {},
 ): Promise<Ran> {
   return new Promise((resolve) => {
     const [command, ...args] = argv;
@@ -35,7 +42,10 @@ export function runCommand(
             timedOut = true;
             child.kill("SIGKILL");
           }, options.timeoutMs);
-    child.stdout.on("data", (c: Buffer) => out.push(c));
+    child.stdout.on("data", (c: Buffer) => {
+      if (!options.onStdout) out.push(c);
+      else if (!options.onStdout(c)) child.kill("SIGKILL");
+    });
     child.stderr.on("data", (c: Buffer) => err.push(c));
     child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");

@@ -8,7 +8,17 @@
  * scanner (the exact values of every secret the bundle holds, in every encoding, and credential
  * shapes) read the lot. Bytes that would make a tool call a file binary are blanked, lengths kept.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { GitRefUpdate } from "../../shared/git-gate-config.js";
@@ -34,19 +44,48 @@ interface Entry {
   blob?: string;
 }
 
-/** "gitleaks:allow" spelled so it allows nothing; the same length, so lines and columns hold. */
-function defused(bytes: Buffer): Buffer {
-  const text = bytes.toString("latin1").replace(/gitleaks:allow/gi, "gitleaks-allow");
-  // NUL makes a file binary to some tools: a space keeps every offset.
-  return Buffer.from(text.replace(/\0/g, " "), "latin1");
+/** Longest text the defusing rewrites, less one: what a chunk keeps back for the next. */
+const DEFUSE_CARRY = "gitleaks:allow".length - 1;
+
+/**
+ * "gitleaks:allow" spelled so it allows nothing, and NUL (which makes a tool call a file binary)
+ * as a space: the same length, so every line and column holds.
+ */
+function defuse(text: string): string {
+  return text.replace(/gitleaks:allow/gi, "gitleaks-allow").replace(/\0/g, " ");
 }
 
-/** The line (1-based) of `text` where `scanner` finds something, or 0. */
-function lineOf(text: string, scanner: SecretScanner): number {
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++)
-    if (scanner.scan(lines[i] as string, new Set())) return i + 1;
-  return 0;
+/** Reads a file in windows: memory stays one window however large the file. */
+const READ_WINDOW = 1024 * 1024;
+
+/**
+ * The first finding of `scanner` in the file at `path`, read in windows (the scanner keeps the
+ * overlap a secret needs to be found across two), with the line it is on; undefined: clean.
+ */
+function scanFile(
+  path: string,
+  scanner: SecretScanner,
+): { rule: string; kind: string; line: number } | undefined {
+  const stream = scanner.stream(new Set());
+  const fd = openSync(path, "r");
+  const buffer = Buffer.alloc(READ_WINDOW);
+  let newlines = 0;
+  try {
+    for (;;) {
+      const n = readSync(fd, buffer, 0, READ_WINDOW, null);
+      if (n === 0) return undefined;
+      const chunk = buffer.subarray(0, n);
+      const { finding } = stream.push(chunk);
+      if (finding) {
+        const lines = chunk.toString("latin1").split("\n");
+        const at = lines.findIndex((l) => scanner.scan(l, new Set()) !== undefined);
+        return { rule: finding.name, kind: finding.kind, line: newlines + (at < 0 ? 1 : at + 1) };
+      }
+      for (const byte of chunk) if (byte === 0x0a) newlines++;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export async function scanPush(options: {
@@ -54,10 +93,14 @@ export async function scanPush(options: {
   updates: readonly GitRefUpdate[];
   secrets: readonly HeldSecret[];
   maxObjects: number;
+  /** Most bytes the new objects may come to, inflated. */
+  maxScanBytes: number;
   timeoutMs: number;
   /** The quarantine environment receive-pack gave the hook: the pushed objects are there. */
   env: NodeJS.ProcessEnv;
   gitleaks?: string;
+  /** Where the scan writes the new objects out: on disk, not the bundle's memory-backed /tmp. */
+  workDir?: string;
 }): Promise<ScanResult> {
   const { mirror, updates, env } = options;
   const deadline = Date.now() + options.timeoutMs;
@@ -119,50 +162,56 @@ export async function scanPush(options: {
     return { rule, file: entry.file, line, ...(commit ? { commit } : {}) };
   };
 
-  const root = mkdtempSync(join(tmpdir(), "git-gate-scan-"));
+  const workDir = options.workDir ?? tmpdir();
+  mkdirSync(workDir, { recursive: true });
+  const root = mkdtempSync(join(workDir, "git-gate-scan-"));
   const corpus = join(root, "pushed");
   const entries = new Map<string, Entry>();
   try {
     mkdirSync(corpus);
-    const put = (rel: string, bytes: Buffer, entry: Entry) => {
+    const files = new Map<string, string>();
+    const place = (rel: string, entry: Entry) => {
       const target = join(corpus, rel);
       mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(target, defused(bytes));
       entries.set(rel, entry);
+      return target;
     };
-    const ids = [...types.keys()];
-    const contents = await readObjects(mirror, ids, env, left());
     let n = 0;
-    for (const id of ids) {
-      const type = types.get(id);
-      const bytes = contents.get(id) ?? Buffer.alloc(0);
+    for (const [id, type] of types) {
       const path = paths.get(id) ?? "";
       if (type === "blob")
-        put(join(`b${n++}`, safePath(path || id)), bytes, { file: path || id, blob: id });
+        files.set(id, place(join(`b${n++}`, safePath(path || id)), { file: path || id, blob: id }));
       else if (type === "commit")
-        put(join("commits", id), bytes, {
-          file: `commit ${id.slice(0, 12)} (message and author)`,
-          commit: id,
-        });
+        files.set(
+          id,
+          place(join("commits", id), {
+            file: `commit ${id.slice(0, 12)} (message and author)`,
+            commit: id,
+          }),
+        );
       else if (type === "tag")
-        put(join("tags", id), bytes, { file: `tag object ${id.slice(0, 12)}` });
+        files.set(id, place(join("tags", id), { file: `tag object ${id.slice(0, 12)}` }));
     }
-    put("refs", Buffer.from(updates.map((u) => u.ref).join("\n") + "\n"), {
-      file: "the pushed ref names",
-    });
+    const written = await writeObjects(mirror, files, env, left(), options.maxScanBytes);
+    if (!written.ok) return { ok: false, tag: written.tag, reason: written.reason, objects };
+    writeFileSync(
+      place("refs", { file: "the pushed ref names" }),
+      defuse(updates.map((u) => u.ref).join("\n") + "\n"),
+    );
 
     // The bundle's own secrets and credential shapes, as the egress proxy looks for them.
     const scanner = new SecretScanner(options.secrets, []);
     for (const [rel, entry] of entries) {
       if (Date.now() > deadline)
         return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects };
-      const text = readFileSync(join(corpus, rel)).toString("latin1");
-      const found = scanner.scan(text, new Set());
+      const found = scanFile(join(corpus, rel), scanner);
+      if (found?.kind === "budget")
+        return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects };
       if (found)
         return {
           ok: false,
           tag: "secret-detected",
-          finding: await located(entry, found.name, lineOf(text, scanner)),
+          finding: await located(entry, found.rule, found.line),
           objects,
         };
     }
@@ -234,29 +283,93 @@ function safePath(path: string): string {
   );
 }
 
-/** The raw contents of `ids`, read in one `cat-file --batch`. */
-async function readObjects(
+type Written =
+  { ok: true; bytes: number } | { ok: false; tag: "limit" | "scan-failed"; reason: string };
+
+/**
+ * Writes each object to the file `files` names for it, defused, from one streaming
+ * `cat-file --batch`: never more than a chunk in memory, and no more than `maxBytes` in all (a
+ * small pack can hold a great deal once inflated) — past that the push is refused.
+ */
+async function writeObjects(
   mirror: string,
-  ids: readonly string[],
+  files: ReadonlyMap<string, string>,
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
-): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  if (ids.length === 0) return out;
-  const { bytes: all } = await git(mirror, ["cat-file", "--batch"], {
+  maxBytes: number,
+): Promise<Written> {
+  if (files.size === 0) return { ok: true, bytes: 0 };
+  let header = "";
+  let remaining = -1;
+  let fd: number | undefined;
+  let carry = "";
+  let total = 0;
+  let failure: Written | undefined;
+  const finish = () => {
+    if (fd === undefined) return;
+    writeSync(fd, Buffer.from(defuse(carry), "latin1"));
+    closeSync(fd);
+    fd = undefined;
+    carry = "";
+  };
+  const ran = await runCommand(["git", "cat-file", "--batch"], {
+    cwd: mirror,
     env,
-    input: ids.join("\n") + "\n",
+    input: [...files.keys()].join("\n") + "\n",
     timeoutMs,
+    onStdout: (chunk) => {
+      let at = 0;
+      while (at < chunk.length) {
+        if (remaining < 0) {
+          const eol = chunk.indexOf(0x0a, at);
+          header += chunk.subarray(at, eol < 0 ? chunk.length : eol).toString("latin1");
+          if (eol < 0) return true;
+          at = eol + 1;
+          const [id = "", , size] = header.split(" ");
+          header = "";
+          remaining = Number(size);
+          const target = files.get(id);
+          if (!target || !Number.isFinite(remaining)) {
+            failure = { ok: false, tag: "scan-failed", reason: `could not read object ${id}` };
+            return false;
+          }
+          total += remaining;
+          if (total > maxBytes) {
+            failure = {
+              ok: false,
+              tag: "limit",
+              reason: `the push's new objects come to more than ${Math.round(maxBytes / 1024 / 1024)} MiB, more than this gate scans`,
+            };
+            return false;
+          }
+          fd = openSync(target, "w");
+          continue;
+        }
+        if (remaining === 0) {
+          finish();
+          at += 1; // the newline after each object
+          remaining = -1;
+          continue;
+        }
+        const take = Math.min(remaining, chunk.length - at);
+        const text = carry + chunk.subarray(at, at + take).toString("latin1");
+        const keep = Math.min(DEFUSE_CARRY, text.length);
+        const out = defuse(text);
+        // What is kept back is re-read with the next chunk, so a split word is still seen.
+        if (fd !== undefined) writeSync(fd, Buffer.from(out.slice(0, out.length - keep), "latin1"));
+        carry = text.slice(text.length - keep);
+        remaining -= take;
+        at += take;
+      }
+      return true;
+    },
   });
-  let at = 0;
-  while (at < all.length) {
-    const eol = all.indexOf(0x0a, at);
-    if (eol < 0) break;
-    const [id, , size] = all.subarray(at, eol).toString("latin1").split(" ");
-    const length = Number(size);
-    if (!id || !Number.isFinite(length)) break;
-    out.set(id, all.subarray(eol + 1, eol + 1 + length));
-    at = eol + 1 + length + 1;
-  }
-  return out;
+  if (remaining === 0) finish();
+  if (fd !== undefined) closeSync(fd);
+  if (failure) return failure;
+  if (ran.timedOut)
+    return { ok: false, tag: "limit", reason: "the scan took longer than its limit" };
+  if (ran.code !== 0)
+    return { ok: false, tag: "scan-failed", reason: `cat-file failed: ${ran.stderr.trim()}` };
+  return { ok: true, bytes: total };
 }
