@@ -31,9 +31,13 @@ export async function waitForEvent(
     if (seen || !line.startsWith("{")) return;
     try {
       const event = JSON.parse(line) as Record<string, unknown>;
-      const name = String(event["event"] ?? "");
-      if (/(^|-)failed$|^config-invalid$/.test(name) && typeof event["message"] === "string")
-        lastFailure = `${String(event["component"] ?? "")}: ${event["message"]}`;
+      const { event: name, component, message } = event;
+      if (
+        typeof name === "string" &&
+        /(^|-)failed$|^config-invalid$/.test(name) &&
+        typeof message === "string"
+      )
+        lastFailure = `${typeof component === "string" ? component : "bundle"}: ${message}`;
       if (matches(event)) {
         seen = event;
         controller.abort();
