@@ -7,6 +7,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { LogEvent } from "../shared/init-config.js";
 import { mergeByTime, parseTimestamped, type LogLine } from "../shared/logs.js";
+import { visible } from "../shared/visible.js";
 
 export type { LogLine };
 
@@ -26,9 +27,12 @@ function asEvent(text: string): LogEvent | undefined {
 export function renderLine(line: LogLine): string {
   const clock = line.time.slice(11, 23) || "--:--:--.---";
   const event = asEvent(line.text);
+  // The agent's output, and what daemons logged about its requests, is the agent's own text.
   if (event)
-    return `${clock} ${event.component.padEnd(8)} ${event.event.padEnd(12)} ${event.message}`;
-  return `${clock} ${line.source.padEnd(8)} ${"output".padEnd(12)} ${line.text}`;
+    return visible(
+      `${clock} ${event.component.padEnd(8)} ${event.event.padEnd(12)} ${event.message}`,
+    );
+  return `${clock} ${line.source.padEnd(8)} ${"output".padEnd(12)} ${visible(line.text)}`;
 }
 
 /** For programs: one JSON object a line, typed events kept whole. */

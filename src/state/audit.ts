@@ -15,6 +15,7 @@ import {
   type GitAuditRecord,
   type GitRefUpdate,
 } from "../shared/git-gate-config.js";
+import { visible } from "../shared/visible.js";
 
 /** One audit file of the bundle: where it is, what a line holds, how a person reads one. */
 export interface AuditSource<R> {
@@ -145,13 +146,14 @@ function clock(time: string): string {
 
 /** For people, in a single source's view: "14:31:29.865 allow  GET …" (no source column). */
 export function renderAudit(r: AuditRecord): string {
-  return `${clock(r.time)} ${egressLine(r)}`;
+  return `${clock(r.time)} ${visible(egressLine(r))}`;
 }
 
 /** For people, with the source: "14:31:29.865 git    push  refuse secret-detected app …". */
 export function renderAuditEntry(e: AuditEntry): string {
   const body = (AUDIT_SOURCES[e.source] as AuditSource<unknown>).render(e.record);
-  return `${clock(e.record.time)} ${e.source.padEnd(NAME_WIDTH)} ${body}`;
+  // Paths, file names and reasons can be the agent's own text.
+  return `${clock(e.record.time)} ${e.source.padEnd(NAME_WIDTH)} ${visible(body)}`;
 }
 
 export function renderGitAudit(r: GitAuditRecord): string {
