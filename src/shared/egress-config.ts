@@ -73,6 +73,14 @@ export const RouteRuleSchema = z
     allowIpLiteral: z.boolean().describe("The host may be an IP address instead of a DNS name."),
     auth: RouteAuthRuleSchema.optional(),
     exchange: TokenExchangeSchema.optional(),
+    grant: z
+      .string()
+      .optional()
+      .describe("The supervise request an operator approved to add this route (absent: declared)."),
+    expires: z.iso
+      .datetime()
+      .optional()
+      .describe("A granted route's lease: from this time it matches nothing (approve --for)."),
   })
   .describe("One declared way out: a request that matches it is allowed.");
 

@@ -39,6 +39,8 @@ export interface EgressOptions {
   lookup?: Lookup;
   /** Told the new values after a token endpoint's reply rotated some (to keep them on disk). */
   onRotate?: (values: Readonly<Record<string, string>>, expiresIn: number | undefined) => void;
+  /** Told when a granted route's lease ended, with how many connections that closed. */
+  onLeaseEnd?: (closed: number) => void;
   /** Overrides of the resource limits (tests shorten the timeouts). */
   limits?: Partial<Limits>;
 }

@@ -138,6 +138,8 @@ const proxy = new EgressProxy({
   ...(initial.agentKey ? { agentKey: initial.agentKey } : {}),
   log,
   audit: (record: AuditRecord) => audit.write(JSON.stringify(record) + "\n"),
+  onLeaseEnd: (closed) =>
+    log("lease-ended", `a granted route's lease ended; ${closed} connection(s) it allowed closed`),
   onRotate: (values, expiresIn) => {
     rotated = {
       time: new Date().toISOString(),

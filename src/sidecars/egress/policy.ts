@@ -56,8 +56,15 @@ function hostMatches(pattern: string, host: string): boolean {
   return pattern === host;
 }
 
-/** Routes naming `host`: exact names first, then the longest wildcard. */
-export function routesFor(routes: readonly RouteRule[], host: string): RouteRule[] {
+/** Whether a route is in force at `now`: a granted route's lease ends at its `expires`. */
+export function inForce(route: RouteRule, now = Date.now()): boolean {
+  return route.expires === undefined || Date.parse(route.expires) > now;
+}
+
+/** Routes naming `host` (those in force): exact names first, then the longest wildcard. */
+export function routesFor(given: readonly RouteRule[], host: string): RouteRule[] {
+  const now = Date.now();
+  const routes = given.filter((r) => inForce(r, now));
   const exact = routes.filter((r) => r.host === host || (r.allowIpLiteral && sameIp(r.host, host)));
   if (exact.length) return exact;
   return routes

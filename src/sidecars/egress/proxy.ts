@@ -71,6 +71,7 @@ export class EgressProxy implements ProxyContext {
     this.agentKey = options.agentKey ? new AgentKey(options.agentKey) : undefined;
     this.resolver = new Resolver(options.lookup ?? systemLookup, this.limits);
     this.current = this.compile(options.config, options.trustCa);
+    this.scheduleLeaseEnd();
     // One snapshot per rules, not one per audit line: the recorder remembers verdicts by it.
     const snapshots = new WeakMap<Rules, ScanSnapshot>();
     this.recorder = new Recorder(
@@ -167,7 +168,34 @@ export class EgressProxy implements ProxyContext {
     this.current = this.compile(config, trustCa);
     this.resolver.clear();
     if (previous.https !== this.current.https) previous.https.destroy();
+    this.scheduleLeaseEnd();
     return this.live.recheck(config);
+  }
+
+  private leaseTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * At the next lease's end, tunnels and upgraded connections that only the ended route allowed
+   * are closed, as a reload would close them; new requests stop matching it at that instant.
+   */
+  private scheduleLeaseEnd(): void {
+    clearTimeout(this.leaseTimer);
+    const now = Date.now();
+    const next = Math.min(
+      ...this.current.config.routes
+        .map((r) => (r.expires ? Date.parse(r.expires) : Infinity))
+        .filter((t) => t > now),
+    );
+    if (!Number.isFinite(next)) return;
+    this.leaseTimer = setTimeout(
+      () => {
+        const closed = this.live.recheck(this.current.config);
+        this.options.onLeaseEnd?.(closed);
+        this.scheduleLeaseEnd();
+      },
+      Math.min(next - now + 5, 2 ** 31 - 1),
+    );
+    this.leaseTimer.unref();
   }
 
   rotate(values: Readonly<Record<string, string>>, expiresIn?: number): Rules {
@@ -243,6 +271,7 @@ export class EgressProxy implements ProxyContext {
   }
 
   close(): Promise<void> {
+    clearTimeout(this.leaseTimer);
     this.live.closeAll("shutdown");
     this.current.https.destroy();
     this.http.destroy();

@@ -473,6 +473,44 @@ describe("the egress proxy, in process against a fake HTTPS upstream", () => {
     tls.destroy();
   });
 
+  test("a granted route's lease: allowed until it ends, then refused, on a held connection too", async () => {
+    const leased = `new.example.test:${upstream.port}`;
+    const expires = new Date(Date.now() + 1500).toISOString();
+    proxy.reload(
+      config({
+        generation: 4,
+        routes: [
+          ...routes(),
+          {
+            host: "new.example.test",
+            port: upstream.port,
+            tlsPassthrough: false,
+            allowIpLiteral: false,
+            grant: "r-0123456789",
+            expires,
+          },
+        ],
+      }),
+      upstreamCa.cert,
+    );
+    assert.equal((await viaProxy(port, leased, bottleCa.cert, { path: "/in-lease" })).status, 200);
+    // A connection held open across the lease's end: its next request is decided afresh.
+    const tunnel = await connectTunnel(port, leased);
+    assert.ok("socket" in tunnel, "a tunnel opens while the lease holds");
+    const tls = await tlsOver(tunnel.socket, "new.example.test", bottleCa.cert);
+    const agent = socketAgent(tls);
+    assert.equal((await requestOver(agent, leased, { path: "/held" })).status, 200);
+    await new Promise((r) => setTimeout(r, Date.parse(expires) - Date.now() + 100));
+    assert.equal((await requestOver(agent, leased, { path: "/held-after" })).status, 403);
+    tls.destroy();
+    const after = await viaProxy(port, leased, bottleCa.cert, { path: "/after-lease" });
+    assert.equal(after.status, 403);
+    assert.ok(audit.some((r) => r.tag === "not-in-routes" && r.host === "new.example.test"));
+    // The declared routes are untouched by the lease's end.
+    assert.equal((await viaProxy(port, api, bottleCa.cert, { path: "/v1/still" })).status, 200);
+    proxy.reload(config({ generation: 5 }), upstreamCa.cert);
+  });
+
   test("a rule that throws refuses (fail closed) and the next good reload recovers", async () => {
     assert.equal((await viaProxy(port, api, bottleCa.cert, { path: "/v1/ok" })).status, 200);
     // A corrupt route (paths not a list) makes the path rule throw.

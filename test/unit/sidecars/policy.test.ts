@@ -9,8 +9,10 @@ import {
   decodeSafePath,
   literalAllowed,
   parseAuthority,
+  inForce,
   pathMatches,
   pathProblem,
+  routesFor,
   targetProblem,
   type Decision,
 } from "../../../src/sidecars/egress/policy.js";
@@ -457,5 +459,28 @@ describe("egress policy: paths are decided on the bytes sent", () => {
     assert.equal(decodeSafePath("/v1/a%20b?x=1"), "/v1/a%20b");
     assert.equal(decodeSafePath("no-slash"), undefined);
     assert.equal(decodeSafePath("/%76%31/x"), undefined);
+  });
+});
+
+describe("granted routes' leases", () => {
+  const route = (expires?: string): RouteRule => ({
+    host: "api.example.com",
+    tlsPassthrough: false,
+    allowIpLiteral: false,
+    ...(expires ? { expires, grant: "r-0123456789" } : {}),
+  });
+
+  test("a route without a lease is always in force; a leased one until its end, not after", () => {
+    const now = Date.parse("2026-12-07T03:00:00.000Z");
+    assert.ok(inForce(route(), now));
+    assert.ok(inForce(route("2026-12-07T03:00:00.001Z"), now));
+    assert.ok(!inForce(route("2026-12-07T03:00:00.000Z"), now));
+    assert.ok(!inForce(route("2026-12-07T02:59:59.000Z"), now));
+  });
+
+  test("an ended lease matches nothing, so the host is refused as not in the routes", () => {
+    const ended = route(new Date(Date.now() - 1000).toISOString());
+    assert.deepEqual(routesFor([ended], "api.example.com"), []);
+    assert.deepEqual(routesFor([ended, route()], "api.example.com"), [route()]);
   });
 });
