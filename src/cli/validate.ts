@@ -2,11 +2,25 @@ import type { Command } from "commander";
 import { hostWarnings } from "../manifest/host-check.js";
 import type { Manifest } from "../manifest/index.js";
 import { formatPath } from "../manifest/problems.js";
+import type { Supervise } from "../manifest/schema.js";
+import { formatDuration } from "../shared/duration.js";
 import { applyTemplate, type Templated } from "../plan/template.js";
 import { loadProvider } from "../providers/templates.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { loadFromOptions, type GlobalOptions } from "./manifest-options.js";
+
+/** "on (wait 2m, timeout 1h, 10 requests a minute, notify: ntfy)"; the program only, not its arguments. */
+function describeSupervise(s: Supervise): string {
+  if (s === false) return "off";
+  const parts = [
+    `wait ${formatDuration(s.wait_seconds)}`,
+    `timeout ${formatDuration(s.timeout_seconds)}`,
+    `${s.rate_per_minute} requests a minute`,
+    ...(s.notify ? [`notify: ${s.notify.command[0] ?? ""}`] : []),
+  ];
+  return `on (${parts.join(", ")})`;
+}
 
 function describeBottle(m: Manifest, templateHosts: readonly string[]): string[] {
   const b = m.bottle;
@@ -14,7 +28,7 @@ function describeBottle(m: Manifest, templateHosts: readonly string[]): string[]
     `agent   ${m.agent.name} (template ${m.agent.template})`,
     `bottle  ${b.name}`,
     `git user  ${b.git_user ? `${b.git_user.name} <${b.git_user.email}>` : "(not set)"}`,
-    `supervise ${b.supervise ? "on" : "off"}`,
+    `supervise ${describeSupervise(b.supervise)}`,
     `egress routes (${b.egress.routes.length}):`,
   ];
   for (const r of b.egress.routes) {

@@ -38,6 +38,22 @@ function unwrap(schema: AnySchema): AnySchema {
   }
 }
 
+/**
+ * The object form of a union that `value` takes: the option whose "provider" literal it names,
+ * else the one option that is an object (as `true` or `{ … }` for supervise).
+ */
+function objectOption(options: AnySchema[], value: unknown): Def | undefined {
+  const provider = (value as Record<string, unknown> | undefined)?.["provider"];
+  const match = options.find((o) => {
+    const shape = defOf(unwrap(o)).shape;
+    const literal = shape?.["provider"] ? defOf(unwrap(shape["provider"])) : undefined;
+    return (literal as unknown as { values?: unknown[] })?.values?.includes(provider);
+  });
+  if (match) return defOf(unwrap(match));
+  const objects = options.map((o) => defOf(unwrap(o))).filter((d) => d.type === "object");
+  return objects.length === 1 ? objects[0] : undefined;
+}
+
 /** The schema that describes the value at `path`, when the path leads through known shapes. */
 export function schemaAt(root: AnySchema, path: JsonPath, data: unknown): AnySchema | undefined {
   let schema: AnySchema | undefined = root;
@@ -49,13 +65,7 @@ export function schemaAt(root: AnySchema, path: JsonPath, data: unknown): AnySch
     else if (def.type === "record" && def.valueType) schema = def.valueType;
     else if (def.type === "array" && def.element) schema = def.element;
     else if (def.type === "union" && def.options) {
-      const provider = (value as Record<string, unknown> | undefined)?.["provider"];
-      const match = def.options.find((o) => {
-        const shape = defOf(unwrap(o)).shape;
-        const literal = shape?.["provider"] ? defOf(unwrap(shape["provider"])) : undefined;
-        return (literal as unknown as { values?: unknown[] })?.values?.includes(provider);
-      });
-      const chosen = match ? defOf(unwrap(match)) : undefined;
+      const chosen = objectOption(def.options, value);
       schema = chosen?.shape && typeof part === "string" ? chosen.shape[part] : undefined;
     } else return undefined;
     value = (value as Record<string | number, unknown> | undefined)?.[part];
@@ -82,8 +92,9 @@ function valueAt(data: unknown, path: JsonPath): unknown {
 function allowedKeys(root: AnySchema, path: JsonPath, data: unknown): string[] {
   const schema = schemaAt(root, path, data);
   if (!schema) return [];
-  const def = defOf(unwrap(schema));
-  if (def.type === "object" && def.shape) return Object.keys(def.shape);
+  let def: Def | undefined = defOf(unwrap(schema));
+  if (def.type === "union" && def.options) def = objectOption(def.options, valueAt(data, path));
+  if (def?.type === "object" && def.shape) return Object.keys(def.shape);
   return [];
 }
 
@@ -155,6 +166,18 @@ export function issueToProblems(root: AnySchema, issue: Issue, data: unknown): P
             message: `must be one of ${options.map((v) => JSON.stringify(v)).join(", ")}`,
           },
         ];
+      // A value of one option's type (an object where `true` or `{ … }` is accepted) is
+      // reported as that option reports it, field by field.
+      const errors = (issue as { errors?: Issue[][] }).errors ?? [];
+      const typed = errors.filter(
+        (e) => !e.some((i) => i.code === "invalid_type" && i.path.length === 0),
+      );
+      if (typed.length === 1 && typed[0]?.length)
+        return typed[0].flatMap((inner) =>
+          issueToProblems(root, { ...inner, path: [...path, ...inner.path] }, data),
+        );
+      if (!isDefaultMessage(issue.message))
+        return [{ path, message: withDescription(issue.message, describe()) }];
       return [{ path, message: withDescription("does not match any accepted form", describe()) }];
     }
     case "too_small":

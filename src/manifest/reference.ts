@@ -26,7 +26,11 @@ interface Section {
 function typeName(s: JsonSchema): string {
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   if (s.enum) return s.enum.map((v) => `\`${JSON.stringify(v)}\``).join(" | ");
-  if (s.oneOf ?? s.anyOf) return "one of the forms below";
+  const options = s.oneOf ?? s.anyOf;
+  // Plain alternatives (`true` or an object) by their types; tagged forms each get a section.
+  if (options?.every((o) => !Object.values(o.properties ?? {}).some((p) => p.const !== undefined)))
+    return options.map(typeName).join(" or ");
+  if (options) return "one of the forms below";
   if (s.type === "array" && s.items) return `list of ${typeName(s.items)}`;
   if (s.type === "object" && !s.properties && typeof s.additionalProperties === "object")
     return `map of name → ${typeName(s.additionalProperties)}`;

@@ -4,6 +4,7 @@
  * manifests sit next to tokens, and a misplaced token must not be echoed to a terminal or log.
  */
 import { isIP } from "node:net";
+import { DURATION_EXAMPLE, formatDuration, parseDuration } from "../shared/duration.js";
 import { isIpLiteral, normaliseDnsName } from "../shared/hosts.js";
 
 export { isIpLiteral, normaliseDnsName };
@@ -166,4 +167,19 @@ export function closest(word: string, candidates: readonly string[]): string | u
     }
   }
   return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** A duration ("30s", "5m", "2h") between `min` and `max` seconds. */
+export function checkDuration(
+  value: string,
+  limits: { min: number; max: number },
+): string | undefined {
+  const seconds = parseDuration(value);
+  if (seconds === undefined)
+    return `must be a duration: a whole number and a unit (s, m, h or d), ${DURATION_EXAMPLE}`;
+  if (seconds < limits.min)
+    return `must be at least ${formatDuration(limits.min)}, ${DURATION_EXAMPLE}`;
+  if (seconds > limits.max)
+    return `must be at most ${formatDuration(limits.max)}, ${DURATION_EXAMPLE}`;
+  return undefined;
 }

@@ -6,7 +6,10 @@
  * names, which depend on the plugins installed on the machine (see load.ts).
  */
 import { z } from "zod";
+import { formatDuration, parseDuration } from "../shared/duration.js";
+import { DEFAULT_SUPERVISE } from "../shared/supervise.js";
 import {
+  checkDuration,
   checkEnvName,
   checkExtraHostName,
   checkGitUsername,
@@ -440,6 +443,85 @@ export const GitUpstreamSchema = z
     "One git upstream the agent can fetch from and push to through the git gate, as git://git-gate/<name>.git.",
   );
 
+const WAIT_LIMITS = { min: 0, max: 3_600 };
+const TIMEOUT_LIMITS = { min: 10, max: 7 * 86_400 };
+
+export const SuperviseNotifySchema = z
+  .strictObject({
+    command: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe(
+        'The program and its arguments, e.g. ["ntfy", "publish", "mytopic"]: run directly (never through a shell) with the request as JSON on its stdin and BOT_BOTTLE_SLUG, BOT_BOTTLE_REQUEST_ID in its environment.',
+      ),
+  })
+  .describe("A program run on the host for each new request, to tell the operator.");
+
+export const SuperviseOptionsSchema = z
+  .strictObject({
+    wait: z
+      .string()
+      .superRefine(rule((v: string) => checkDuration(v, WAIT_LIMITS)))
+      .default(`${DEFAULT_SUPERVISE.waitSeconds}s`)
+      .describe(
+        'How long the agent\'s request waits for a decision before it is told "pending" with the request\'s id (it can ask again with request_status), e.g. "120s"; at most "1h".',
+      ),
+    timeout: z
+      .string()
+      .superRefine(rule((v: string) => checkDuration(v, TIMEOUT_LIMITS)))
+      .default(formatDuration(DEFAULT_SUPERVISE.timeoutSeconds))
+      .describe(
+        'Operator silence for this long denies a request ("denied (timeout)"), e.g. "1h"; from "10s" to "7d".',
+      ),
+    rate_per_minute: z
+      .number()
+      .int()
+      .min(1)
+      .max(600)
+      .default(DEFAULT_SUPERVISE.ratePerMinute)
+      .describe("Requests a minute the agent may make; the rest are refused at once."),
+    notify: SuperviseNotifySchema.optional(),
+  })
+  .superRefine((options, ctx) => {
+    // Only two durations that are each fine are compared: one problem is reported once.
+    if (checkDuration(options.wait, WAIT_LIMITS) || checkDuration(options.timeout, TIMEOUT_LIMITS))
+      return;
+    const wait = parseDuration(options.wait);
+    const timeout = parseDuration(options.timeout);
+    if (wait !== undefined && timeout !== undefined && wait > timeout)
+      ctx.addIssue({
+        code: "custom",
+        path: ["wait"],
+        message:
+          'is longer than `timeout`: a request would be denied before the agent is told it is pending — make `wait` shorter, e.g. "120s"',
+      });
+  })
+  .describe("How the supervise MCP server treats the agent's requests.");
+
+/** Supervise as the rest of bot-bottle reads it: off, or on with numbers in seconds. */
+function superviseSettings(value: boolean | z.output<typeof SuperviseOptionsSchema>) {
+  if (value === false) return false as const;
+  const options = value === true ? SuperviseOptionsSchema.parse({}) : value;
+  return {
+    // Both parse: the schema refused the manifest otherwise.
+    wait_seconds: parseDuration(options.wait) ?? DEFAULT_SUPERVISE.waitSeconds,
+    timeout_seconds: parseDuration(options.timeout) ?? DEFAULT_SUPERVISE.timeoutSeconds,
+    rate_per_minute: options.rate_per_minute,
+    ...(options.notify ? { notify: { command: options.notify.command } } : {}),
+  };
+}
+
+export const SuperviseSchema = z
+  .union([z.boolean(), SuperviseOptionsSchema], {
+    error:
+      'must be true or false, or an object such as { "wait": "120s", "timeout": "1h", "rate_per_minute": 10 }',
+  })
+  .default(true)
+  .transform(superviseSettings)
+  .describe(
+    'The supervise MCP server, through which the agent asks the operator for more (a route, a git upstream, an answer): true (on, with the defaults: wait "120s", timeout "1h", 10 requests a minute), false (off), or an object to set them.',
+  );
+
 /** The backends a bottle can run on. */
 export const BACKEND_NAMES = ["docker", "smolmachines"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -466,12 +548,7 @@ export const BottleSchema = z
       .array(GitUpstreamSchema)
       .prefault([])
       .describe("Git upstreams mirrored by the git gate."),
-    supervise: z
-      .boolean()
-      .default(true)
-      .describe(
-        "Register the supervise MCP server, through which the agent asks the operator for more.",
-      ),
+    supervise: SuperviseSchema,
   })
   .superRefine(checkBottle, ALWAYS)
   .describe("A sandbox: what the agent inside may reach (egress, git) and how it asks for more.");
@@ -502,3 +579,4 @@ export type GitUpstream = z.output<typeof GitUpstreamSchema>;
 export type GitKey = z.output<typeof GitKeySchema>;
 export type GitPush = z.output<typeof GitPushSchema>;
 export type GitUser = z.output<typeof GitUserSchema>;
+export type Supervise = z.output<typeof SuperviseSchema>;

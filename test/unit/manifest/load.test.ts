@@ -35,7 +35,11 @@ describe("manifest loading", () => {
     const index = load({ agents: { a: { template: "shell", bottle: "b" } }, bottles: { b: {} } });
     const bottle = index.data.bottles["b"];
     assert.deepEqual(bottle?.egress.routes, []);
-    assert.equal(bottle?.supervise, true);
+    assert.deepEqual(bottle?.supervise, {
+      wait_seconds: 120,
+      timeout_seconds: 3600,
+      rate_per_minute: 10,
+    });
     assert.equal(index.data.agents["a"]?.forward_host_credentials, false);
   });
 
