@@ -1,12 +1,13 @@
 /**
  * The secret scan of a push: exactly the objects the push brings — everything reachable from the
  * pushed tips and not from the mirror's refs (the upstream's, just refreshed). Every new blob is
- * written out whole under the path it was pushed at (files added and removed within the push
- * included), with every new commit and tag object (messages, author and committer) and the ref
- * names beside them; then gitleaks (its own rules: the folder it scans never holds a pushed
- * .gitleaks.toml or .gitleaksignore at its top, and "gitleaks:allow" is defused) and the egress
- * scanner (the exact values of every secret the bundle holds, in every encoding, and credential
- * shapes) read the lot. Bytes that would make a tool call a file binary are blanked, lengths kept.
+ * written out whole, streamed to disk, under a neutral name (files added and removed within the
+ * push included; gitleaks skips some paths whatever they hold, so a finding is mapped back to the
+ * pushed path), with every new commit and tag object (messages, author and committer) and the
+ * ref names beside them; then gitleaks (its own rules only: the folder it scans holds no pushed
+ * .gitleaks.toml or .gitleaksignore, and "gitleaks:allow" is defused) and the egress scanner (the
+ * exact values of every secret the bundle holds, in every encoding, and credential shapes) read
+ * the lot. Bytes that would make a tool call a file binary are blanked, lengths and lines kept.
  */
 import {
   closeSync,
@@ -55,6 +56,9 @@ function defuse(text: string): string {
   return text.replace(/gitleaks:allow/gi, "gitleaks-allow").replace(/\0/g, " ");
 }
 
+/** Every file of the corpus starts with this line, which lines are counted without. */
+const LEAD = "\n";
+
 /** Reads a file in windows: memory stays one window however large the file. */
 const READ_WINDOW = 1024 * 1024;
 
@@ -79,9 +83,10 @@ function scanFile(
       if (finding) {
         const lines = chunk.toString("latin1").split("\n");
         const at = lines.findIndex((l) => scanner.scan(l, new Set()) !== undefined);
-        return { rule: finding.name, kind: finding.kind, line: newlines + (at < 0 ? 1 : at + 1) };
+        const line = newlines + (at < 0 ? 1 : at + 1) - LEAD.length;
+        return { rule: finding.name, kind: finding.kind, line: Math.max(line, 0) };
       }
-      for (const byte of chunk) if (byte === 0x0a) newlines++;
+      for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) newlines++;
     }
   } finally {
     closeSync(fd);
@@ -112,6 +117,8 @@ export async function scanPush(options: {
     input: tips.join("\n") + "\n",
     timeoutMs: left(),
   });
+  if (listed.timedOut)
+    return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects: 0 };
   if (listed.code !== 0)
     return {
       ok: false,
@@ -119,9 +126,8 @@ export async function scanPush(options: {
       reason: listed.stderr.trim() || "rev-list failed",
       objects: 0,
     };
+  // New tag objects are listed too (a pushed annotated tag on a published commit included).
   const rows = listed.stdout.split("\n").filter(Boolean);
-  // A pushed annotated tag on an already published commit: rev-list starts from the commit, so
-  // the tag object itself is listed only when it is new; name it from the update.
   if (rows.length > options.maxObjects)
     return {
       ok: false,
@@ -134,13 +140,20 @@ export async function scanPush(options: {
     const space = row.indexOf(" ");
     paths.set(space < 0 ? row : row.slice(0, space), space < 0 ? "" : row.slice(space + 1));
   }
-  // Every pushed tip that is a tag object is new by construction (rev-list lists it only then).
-  for (const tip of tips) if (!paths.has(tip)) paths.set(tip, "");
   const checked = await git(mirror, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], {
     env,
     input: [...paths.keys()].join("\n") + "\n",
     timeoutMs: left(),
   });
+  if (checked.timedOut)
+    return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects: 0 };
+  if (checked.code !== 0)
+    return {
+      ok: false,
+      tag: "scan-failed",
+      reason: "could not read the pushed objects",
+      objects: 0,
+    };
   const types = new Map<string, string>();
   for (const line of checked.stdout.split("\n")) {
     const [id, type] = line.split(" ");
@@ -180,7 +193,8 @@ export async function scanPush(options: {
     for (const [id, type] of types) {
       const path = paths.get(id) ?? "";
       if (type === "blob")
-        files.set(id, place(join(`b${n++}`, safePath(path || id)), { file: path || id, blob: id }));
+        // A neutral name: gitleaks skips some paths (vendor/, *.pdf, …) whatever they hold.
+        files.set(id, place(join("blobs", String(n++)), { file: path || id, blob: id }));
       else if (type === "commit")
         files.set(
           id,
@@ -196,7 +210,7 @@ export async function scanPush(options: {
     if (!written.ok) return { ok: false, tag: written.tag, reason: written.reason, objects };
     writeFileSync(
       place("refs", { file: "the pushed ref names" }),
-      defuse(updates.map((u) => u.ref).join("\n") + "\n"),
+      LEAD + defuse(updates.map((u) => u.ref).join("\n") + "\n"),
     );
 
     // The bundle's own secrets and credential shapes, as the egress proxy looks for them.
@@ -256,7 +270,11 @@ export async function scanPush(options: {
       return {
         ok: false,
         tag: "secret-detected",
-        finding: await located(entry, first?.RuleID ?? "gitleaks", first?.StartLine ?? 0),
+        finding: await located(
+          entry,
+          first?.RuleID ?? "gitleaks",
+          Math.max((first?.StartLine ?? 0) - LEAD.length, 0),
+        ),
         objects,
       };
     }
@@ -271,16 +289,6 @@ export async function scanPush(options: {
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-}
-
-/** A pushed path as a path below the corpus: no "..", no absolute start. */
-function safePath(path: string): string {
-  return (
-    path
-      .split("/")
-      .filter((s) => s && s !== "." && s !== "..")
-      .join("/") || "unnamed"
-  );
 }
 
 type Written =
@@ -343,6 +351,8 @@ async function writeObjects(
             return false;
           }
           fd = openSync(target, "w");
+          // A first line of its own: no file starts with magic bytes gitleaks takes for binary.
+          writeSync(fd, LEAD);
           continue;
         }
         if (remaining === 0) {
@@ -357,7 +367,8 @@ async function writeObjects(
         const out = defuse(text);
         // What is kept back is re-read with the next chunk, so a split word is still seen.
         if (fd !== undefined) writeSync(fd, Buffer.from(out.slice(0, out.length - keep), "latin1"));
-        carry = text.slice(text.length - keep);
+        // The defused text is what is kept: raw, a word cut at the object's end would survive.
+        carry = out.slice(out.length - keep);
         remaining -= take;
         at += take;
       }
