@@ -15,6 +15,13 @@ import {
   type GitAuditRecord,
   type GitRefUpdate,
 } from "../shared/git-gate-config.js";
+import {
+  SUPERVISE_AUDIT_FILE,
+  SuperviseRecordSchema,
+  type RequestBody,
+  type SuperviseRecord,
+} from "../shared/supervise.js";
+import { formatDuration } from "../shared/duration.js";
 import { visible } from "../shared/visible.js";
 
 /** One audit file of the bundle: where it is, what a line holds, how a person reads one. */
@@ -75,12 +82,71 @@ function gitLine(r: GitAuditRecord): string {
 }
 
 /**
+ * What a request asks for, in one line: "api.example.com:8443 GET,POST /v1/ /v2/" (a route;
+ * "any method", "any path" where it names none), the upstream, or the question (quoted).
+ * The agent's text: show it through visible().
+ */
+export function describeRequest(r: RequestBody): string {
+  switch (r.kind) {
+    case "egress-route":
+      return [
+        `${r.host}${r.port !== undefined ? `:${r.port}` : ""}`,
+        r.methods ? r.methods.join(",") : "any method",
+        ...(r.paths ?? ["any path"]),
+      ].join(" ");
+    case "git-repo":
+      return r.upstream;
+    case "question":
+      return JSON.stringify(r.question);
+  }
+}
+
+/** "1h" for an approval's lease from `time` to `until` (to the minute beyond two minutes). */
+function lease(time: string, until: string): string {
+  const seconds = (Date.parse(until) - Date.parse(time)) / 1000;
+  if (Number.isNaN(seconds)) return `until ${until}`;
+  return `for ${formatDuration(seconds > 120 ? Math.round(seconds / 60) * 60 : seconds)}`;
+}
+
+/**
+ * 'request r-7k2m9x4p0q egress-route api.example.com GET /v1/ "reason" [mixed-script host name]',
+ * "decided r-7k2m9x4p0q approved for 1h by operator (api.example.com GET /v1/)",
+ * "refused request_egress_route: <reason>", "expired r-7k2m9x4p0q (api.example.com GET /v1/)".
+ */
+function superviseLine(r: SuperviseRecord): string {
+  switch (r.event) {
+    case "request": {
+      const reason = r.request.kind === "question" ? "" : ` ${JSON.stringify(r.request.reason)}`;
+      const flags = r.flags.length ? ` [${r.flags.join("; ")}]` : "";
+      return `request ${r.id} ${r.request.kind} ${describeRequest(r.request)}${reason}${flags}`;
+    }
+    case "refused":
+      return `refused ${r.kind}: ${r.reason}`;
+    case "decided": {
+      const head = `decided ${r.id} ${r.outcome}`;
+      const until = r.until ? ` ${lease(r.time, r.until)}` : "";
+      const why =
+        r.reason !== undefined
+          ? `: ${r.reason}`
+          : r.answer !== undefined
+            ? `: ${JSON.stringify(r.answer)}`
+            : "";
+      const applied = r.applied ? ` (${r.applied})` : "";
+      return `${head}${until} by ${r.by}${applied}${why}`;
+    }
+    case "expired":
+      return `expired ${r.id}${r.applied ? ` (${r.applied})` : ""}`;
+  }
+}
+
+/**
  * Every audit file, in the order ties in time are shown. A new sidecar's trail is one line here
  * (its file, its schema in shared/, its line for people); its name becomes `source` in --json.
  */
 export const AUDIT_SOURCES = {
   egress: source(AUDIT_FILE, AuditRecordSchema, egressLine),
   git: source(GIT_AUDIT_FILE, GitAuditRecordSchema, gitLine),
+  supervise: source(SUPERVISE_AUDIT_FILE, SuperviseRecordSchema, superviseLine),
 };
 
 export type AuditSourceName = keyof typeof AUDIT_SOURCES;
@@ -92,7 +158,8 @@ export type AuditEntry = {
 }[AuditSourceName];
 
 export const AUDIT_SOURCE_NAMES = Object.keys(AUDIT_SOURCES) as AuditSourceName[];
-const NAME_WIDTH = Math.max(...AUDIT_SOURCE_NAMES.map((n) => n.length));
+/** The source column fits "egress" and "git"; a longer name (supervise) pushes its own line. */
+const NAME_WIDTH = "egress".length;
 
 export function auditFile(stateDir: string, name: AuditSourceName = "egress"): string {
   return join(stateDir, "audit", AUDIT_SOURCES[name].file);
