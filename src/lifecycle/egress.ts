@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Backend } from "../backends/backend.js";
+import type { Backend, Resource } from "../backends/backend.js";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import type { ManifestIndex } from "../manifest/index.js";
 import { egressConfigFor } from "../plan/egress.js";
@@ -57,6 +57,52 @@ async function runningRoutes(file: string, slug: string): Promise<EgressConfig> 
       cause: err,
     });
   }
+}
+
+/** Whether a granted route's lease still holds (a declared route has none). */
+export function leaseHolds(route: EgressConfig["routes"][number], now = Date.now()): boolean {
+  return route.expires === undefined || Date.parse(route.expires) > now;
+}
+
+/**
+ * Writes `next` as the bottle's routes and has its running proxy load them: resolves once the
+ * proxy reports that generation, fails when it keeps its previous routes or does not answer.
+ */
+export async function loadRoutes(
+  backend: Backend,
+  resources: readonly Resource[],
+  slug: string,
+  configDir: string,
+  next: EgressConfig,
+): Promise<void> {
+  const since = new Date(Date.now() - 1000).toISOString();
+  await writeJsonAtomic(join(configDir, "egress.json"), next);
+  await backend.signalBundle(resources, "HUP");
+  const event = await backend
+    .bundleEvent(
+      resources,
+      (e) =>
+        e["component"] === "egress" &&
+        ((e["event"] === "reload" && e["generation"] === next.generation) ||
+          e["event"] === "reload-failed"),
+      { deadlineMs: RELOAD_DEADLINE_MS, what: `the egress proxy of ${slug}`, since },
+    )
+    .catch((err: unknown) => {
+      throw new ReloadError(
+        err instanceof Error ? err.message : String(err),
+        `\`bot-bottle logs ${slug}\` shows the bundle's log`,
+      );
+    });
+  if (event["event"] === "reload-failed")
+    throw new ReloadError(
+      `the egress proxy of ${slug} kept its previous routes: ${String(event["message"])}`,
+      `\`bot-bottle logs ${slug}\` shows the bundle's log`,
+    );
+}
+
+/** The routes the bottle runs now (its state dir's copy of what the proxy loaded). */
+export function readRunningRoutes(stateDir: string, slug: string): Promise<EgressConfig> {
+  return runningRoutes(join(stateDir, "bundle", "egress.json"), slug);
 }
 
 export async function applyEgress(options: {
@@ -128,6 +174,8 @@ export async function applyEgress(options: {
   next.secretEnv = current.secretEnv;
   if (current.agentKeyEnv) next.agentKeyEnv = current.agentKeyEnv;
   if (current.jwtEnv) next.jwtEnv = current.jwtEnv;
+  // Routes the operator granted on the agent's request stay until their lease ends.
+  next.routes.push(...current.routes.filter((r) => r.grant !== undefined && leaseHolds(r)));
 
   const trustCa = manifest.bottle.egress.trust_ca
     ? await readFile(manifest.bottle.egress.trust_ca)
@@ -142,29 +190,7 @@ export async function applyEgress(options: {
   if (widening.length > 0) await options.approve(widening);
 
   if (trustCa) await writeFileAtomic(join(configDir, "trust-ca.pem"), trustCa);
-  const since = new Date(Date.now() - 1000).toISOString();
-  await writeJsonAtomic(join(configDir, "egress.json"), next);
-  await backend.signalBundle(resources, "HUP");
-  const event = await backend
-    .bundleEvent(
-      resources,
-      (e) =>
-        e["component"] === "egress" &&
-        ((e["event"] === "reload" && e["generation"] === next.generation) ||
-          e["event"] === "reload-failed"),
-      { deadlineMs: RELOAD_DEADLINE_MS, what: `the egress proxy of ${slug}`, since },
-    )
-    .catch((err: unknown) => {
-      throw new ReloadError(
-        err instanceof Error ? err.message : String(err),
-        `\`bot-bottle logs ${slug}\` shows the bundle's log`,
-      );
-    });
-  if (event["event"] === "reload-failed")
-    throw new ReloadError(
-      `the egress proxy of ${slug} kept its previous routes: ${String(event["message"])}`,
-      `\`bot-bottle logs ${slug}\` shows the bundle's log`,
-    );
+  await loadRoutes(backend, resources, slug, configDir, next);
   const before = new Set(current.routes.map(routeKey));
   const after = new Set(next.routes.map(routeKey));
   return {

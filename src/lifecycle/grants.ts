@@ -1,0 +1,99 @@
+/**
+ * An approved request, applied: the route the agent asked for is added to its running bottle's
+ * proxy without a restart — marked with the request's id, and with its lease's end when the
+ * operator gave one (`approve --for`), after which the proxy matches it no more. `--persist` also
+ * writes it into the bottle's routes in the manifest, keeping the file's comments and layout.
+ */
+import { readFile } from "node:fs/promises";
+import { applyEdits, modify, parse } from "jsonc-parser";
+import type { Backend } from "../backends/backend.js";
+import { UsageError } from "../errors.js";
+import type { RouteRule } from "../shared/egress-config.js";
+import type { RequestBody } from "../shared/supervise.js";
+import { writeFileAtomic } from "../state/files.js";
+import { readMetadata } from "../state/bottle-state.js";
+import { findBottle, NoSuchBottleError } from "./bottles.js";
+import { leaseHolds, loadRoutes, readRunningRoutes } from "./egress.js";
+import { join } from "node:path";
+
+type RouteRequest = Extract<RequestBody, { kind: "egress-route" }>;
+
+/** "api.example.com GET,HEAD /v1/ /v2/": what an approval adds, in one line. */
+export function describeGrant(r: Pick<RouteRequest, "host" | "port" | "paths" | "methods">): string {
+  return [
+    `${r.host}${r.port !== undefined ? `:${r.port}` : ""}`,
+    r.methods ? r.methods.join(",") : "any method",
+    ...(r.paths ?? ["any path"]),
+  ].join(" ");
+}
+
+/** The proxy's rule for an approved request: no credential, ever; its lease when given. */
+export function grantRule(id: string, request: RouteRequest, until?: string): RouteRule {
+  return {
+    host: request.host,
+    ...(request.port !== undefined ? { port: request.port } : {}),
+    ...(request.paths ? { paths: [...request.paths] } : {}),
+    ...(request.methods ? { methods: [...request.methods] } : {}),
+    tlsPassthrough: false,
+    allowIpLiteral: false,
+    grant: id,
+    ...(until ? { expires: until } : {}),
+  };
+}
+
+export async function grantRequest(options: {
+  slug: string;
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  backends: readonly Backend[];
+  request: RequestBody;
+  id: string;
+  until?: string;
+  persist: boolean;
+}): Promise<string> {
+  const { slug, stateDir, request, id } = options;
+  if (request.kind !== "egress-route")
+    throw new UsageError(
+      `request ${id} is not for a route`,
+      "approve adds routes; answer questions with `bot-bottle answer ID TEXT`",
+    );
+  const { backend, resources } = await findBottle(options.backends, slug);
+  if (!resources.some((r) => r.role === "bundle" && r.state === "running"))
+    throw new NoSuchBottleError(slug, "its bundle is not running: the request can no longer be granted");
+  const current = await readRunningRoutes(stateDir, slug);
+  const rule = grantRule(id, request, options.until);
+  const next = {
+    ...current,
+    generation: current.generation + 1,
+    // Ended leases are dropped as the new set is written; the new grant goes last.
+    routes: [
+      ...current.routes.filter((r) => r.grant === undefined || (r.grant !== id && leaseHolds(r))),
+      rule,
+    ],
+  };
+  await loadRoutes(backend, resources, slug, join(stateDir, "bundle"), next);
+  if (options.persist) await persistRoute(stateDir, slug, request);
+  return describeGrant(request);
+}
+
+/** Adds the route to the bottle's routes in the manifest the bottle started from. */
+async function persistRoute(stateDir: string, slug: string, request: RouteRequest): Promise<void> {
+  const meta = await readMetadata(stateDir);
+  if (!meta) throw new NoSuchBottleError(slug, `its state dir ${stateDir} has no metadata.json`);
+  const file = meta.manifest.file;
+  const text = await readFile(file, "utf8");
+  const data = parse(text) as { bottles?: Record<string, { egress?: { routes?: unknown[] } }> };
+  const routes = data.bottles?.[meta.bottle]?.egress?.routes;
+  const route = {
+    host: request.host,
+    ...(request.port !== undefined ? { port: request.port } : {}),
+    ...(request.paths ? { paths: request.paths } : {}),
+    ...(request.methods ? { methods: request.methods } : {}),
+  };
+  const path = ["bottles", meta.bottle, "egress", "routes", ...(routes ? [routes.length] : [])];
+  const edits = modify(text, path, routes ? route : [route], {
+    formattingOptions: { insertSpaces: true, tabSize: 2 },
+    ...(routes ? { isArrayInsertion: true } : {}),
+  });
+  await writeFileAtomic(file, applyEdits(text, edits));
+}
