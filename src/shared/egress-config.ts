@@ -167,7 +167,7 @@ export function parseRotatedTokens(text: string, file: string): RotatedTokens {
 export const EGRESS_CONFIG_PATH = "/etc/bot-bottle/egress.json";
 export const CA_CERT_PATH = "/etc/bot-bottle/ca.crt";
 export const TRUST_CA_PATH = "/etc/bot-bottle/trust-ca.pem";
-export const AUDIT_DIR = "/var/log/bot-bottle";
+export { AUDIT_DIR } from "./bundle-paths.js";
 export const AUDIT_FILE = "egress.jsonl";
 /** The bundle's variable holding the bottle CA's private key (PEM). */
 export const CA_KEY_ENV = "BOT_BOTTLE_CA_KEY";

@@ -156,11 +156,12 @@ export function parseGitGateConfig(text: string, file: string): GitGateConfig {
   return parseConfigText(GitGateConfigSchema, "git gate config", file, text);
 }
 
-export const GIT_GATE_CONFIG_PATH = "/etc/bot-bottle/git-gate.json";
-export const GIT_GATE_PORT = 9418;
-/** Where the mirrors live in the bundle: the state dir's `git/`, writable by the bundle alone. */
-export const GIT_GATE_ROOT = "/var/lib/bot-bottle/git";
-export const GIT_AUDIT_FILE = "git.jsonl";
+export {
+  GIT_AUDIT_FILE,
+  GIT_GATE_CONFIG_PATH,
+  GIT_GATE_PORT,
+  GIT_GATE_ROOT,
+} from "./bundle-paths.js";
 
 export const DEFAULT_GIT_LIMITS: Readonly<GitGateLimits> = {
   maxPackBytes: 512 * 1024 * 1024,

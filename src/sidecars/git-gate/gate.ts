@@ -6,16 +6,13 @@
  */
 import { appendFileSync, closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { AUDIT_DIR } from "../../shared/egress-config.js";
 import {
+  AUDIT_DIR,
   GIT_AUDIT_FILE,
   GIT_GATE_CONFIG_PATH,
   GIT_GATE_ROOT,
-  parseGitGateConfig,
-  type GitAuditRecord,
-  type GitGateConfig,
-  type GitGateRepo,
-} from "../../shared/git-gate-config.js";
+} from "../../shared/bundle-paths.js";
+import type { GitAuditRecord, GitGateConfig, GitGateRepo } from "../../shared/git-gate-config.js";
 import { runCommand, type Ran } from "./process.js";
 
 export { runCommand, type Ran };
@@ -30,8 +27,12 @@ const AUDIT_PATH = join(process.env["BOT_BOTTLE_AUDIT_DIR"] ?? AUDIT_DIR, GIT_AU
 export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 export const ZERO = /^0+$/;
 
+/**
+ * The config, for the hooks: main.ts validated this very file when the gate started, and it is
+ * read-only in the bundle, so a hook reads it as is (and starts without loading the schemas).
+ */
 export function readGateConfig(): GitGateConfig {
-  return parseGitGateConfig(readFileSync(CONFIG_PATH, "utf8"), CONFIG_PATH);
+  return JSON.parse(readFileSync(CONFIG_PATH, "utf8")) as GitGateConfig;
 }
 
 export function mirrorOf(repo: Pick<GitGateRepo, "name">): string {

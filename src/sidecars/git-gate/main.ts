@@ -8,7 +8,11 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigFileError } from "../../shared/config-file.js";
-import type { GitGateConfig, GitGateRepo } from "../../shared/git-gate-config.js";
+import {
+  parseGitGateConfig,
+  type GitGateConfig,
+  type GitGateRepo,
+} from "../../shared/git-gate-config.js";
 import { addDeployKey, deleteDeployKeys, type GiteaTarget } from "../../shared/gitea.js";
 import { BUNDLE_ROOT } from "../../shared/init-config.js";
 import { createLogger } from "../log.js";
@@ -19,7 +23,8 @@ import {
   gitEnv,
   MIRRORS,
   mirrorOf,
-  readGateConfig,
+  audit,
+  CONFIG_PATH,
   remoteOf,
   sshAlias,
 } from "./gate.js";
@@ -34,7 +39,7 @@ const HOOKS = process.env["BOT_BOTTLE_GIT_GATE_HOOKS"] ?? `${BUNDLE_ROOT}/git-ga
 
 function readConfig(): GitGateConfig {
   try {
-    return readGateConfig();
+    return parseGitGateConfig(readFileSync(CONFIG_PATH, "utf8"), CONFIG_PATH);
   } catch (err) {
     const slug = process.env["BOT_BOTTLE_SLUG"] ?? "unknown";
     createLogger(slug, "git-gate", (line) => {
@@ -267,8 +272,24 @@ function serve(): void {
   );
   daemon.stderr?.setEncoding("utf8");
   daemon.stderr?.on("data", (text: string) => {
-    for (const line of text.split("\n").filter((l) => l.trim()))
-      log("daemon", line.replace(/^\[\d+\] /, ""));
+    for (const raw of text.split("\n").filter((l) => l.trim())) {
+      const line = raw.replace(/^\[\d+\] /, "");
+      log("daemon", line);
+      // git daemon refuses a path it does not serve before any hook runs: audited here.
+      const refused =
+        /^'([^']*)'(?:: not in whitelist|: repository not exported| does not appear to be a git repository)/.exec(
+          line,
+        );
+      if (refused)
+        audit({
+          repo: (refused[1] ?? "").replace(/^.*\//, "").replace(/\.git$/, "") || "(none)",
+          op: "connect",
+          decision: "refuse",
+          tag: "undeclared",
+          reason: `${refused[1] ?? ""} is not a repository of this bottle`,
+          ms: 0,
+        });
+    }
   });
   const stop = () => {
     void removeDeployKeys().finally(() => daemon.kill("SIGTERM"));

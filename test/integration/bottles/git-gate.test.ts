@@ -325,6 +325,10 @@ describe("the git gate end to end", { timeout: 20 * 60_000 }, () => {
       );
       assert.notEqual(r.code, 0, `${path}: ${r.stdout}`);
     }
+    assert.ok(
+      (await auditLines()).some((l) => l.op === "connect" && l.tag === "undeclared"),
+      "the refusal is in the audit trail",
+    );
   });
 
   test("an unreachable upstream fails the fetch with the reason and leaves the mirror as it was", async () => {
