@@ -15,6 +15,7 @@ import { registerDoctor } from "./doctor.js";
 import { registerEgress } from "./egress.js";
 import { registerImages } from "./images.js";
 import { registerInit } from "./init.js";
+import { registerRequests } from "./requests.js";
 import { registerRun } from "./run.js";
 import { registerSchema } from "./schema.js";
 import { registerSetup } from "./setup.js";
@@ -55,6 +56,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerAttach(program, ctx);
   registerBottleCommands(program, ctx);
   registerEgress(program, ctx);
+  registerRequests(program, ctx);
   registerValidate(program, ctx);
   registerSchema(program, ctx);
   registerSetup(program, ctx);
@@ -72,12 +74,31 @@ function report(ctx: CliContext, err: BotBottleError, debug: boolean): void {
   if (debug && err.stack) writeLine(ctx.stderr, err.stack);
 }
 
+/** Commands whose own `-f` is `--follow`. */
+const FOLLOWING = new Set(["logs", "requests"]);
+
+/**
+ * `-f` before a command is the manifest; after `logs` or `requests` it is their `--follow`.
+ * Commander gives every `-f` to the program's option wherever it stands, so theirs are spelled
+ * out before parsing.
+ */
+export function followFlags(argv: readonly string[]): string[] {
+  const out = [...argv];
+  let i = 0;
+  while (i < out.length && out[i]?.startsWith("-"))
+    i += ["-f", "--manifest"].includes(out[i] ?? "") ? 2 : 1;
+  if (!FOLLOWING.has(out[i] ?? "")) return out;
+  for (let j = i + 1; j < out.length && out[j] !== "--"; j++)
+    if (out[j] === "-f") out[j] = "--follow";
+  return out;
+}
+
 /** Runs one command line; resolves to the process exit status. Never throws. */
 export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
   const debug = argv.includes("--debug") || ctx.env["BOT_BOTTLE_DEBUG"] === "1";
   const program = buildProgram(ctx);
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(followFlags(argv), { from: "user" });
     return ctx.exitCode ?? EXIT.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
