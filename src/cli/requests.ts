@@ -15,6 +15,7 @@ import {
   settled,
   type BottleRequest,
 } from "../lifecycle/requests.js";
+import { watchNotify } from "../lifecycle/notify.js";
 import { roughDuration } from "../shared/duration.js";
 import { visible } from "../shared/visible.js";
 import { describeRequest, followAudit } from "../state/audit.js";
@@ -158,6 +159,32 @@ export function registerRequests(program: Command, ctx: CliContext): void {
           warnFlags(ctx, [e]);
         }
       });
+    });
+
+  // Left running by `start` for a bottle whose supervise has a notify command (lifecycle/notify.ts).
+  program
+    .command("notify-watch", { hidden: true })
+    .description("run the bottle's supervise.notify command for each new request, until it stops")
+    .argument("<slug>", "the bottle")
+    .action(async (slug: string) => {
+      const [bottle] = await requestBottles(ctx.env, slug);
+      if (!bottle) return;
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      try {
+        await watchNotify({
+          slug,
+          stateDir: bottle.stateDir,
+          env: ctx.env,
+          signal: controller.signal,
+          log: (line) => writeLine(ctx.stderr, `${new Date().toISOString()} ${line}`),
+        });
+      } finally {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+      }
     });
 
   program
