@@ -6,6 +6,7 @@
 import type { BackendName } from "../manifest/schema.js";
 import type { EgressConfig } from "../shared/egress-config.js";
 import type { DeployKeyRecord } from "../state/bottle-state.js";
+import type { Supervise } from "../manifest/schema.js";
 
 export type { BackendName };
 
@@ -121,6 +122,8 @@ export interface BottlePlan {
   };
   /** What the egress proxy enforces (also written as bundle/egress.json). */
   egress: EgressConfig;
+  /** The bottle's supervise settings, when its bundle serves supervise. */
+  supervise?: Exclude<Supervise, false>;
   /** Gitea deploy keys the git gate registers for this bottle (recorded for stop and cleanup). */
   deployKeys: DeployKeyRecord[];
   /** Host files the operator's side reads and trusts; none may lie inside a workspace. */

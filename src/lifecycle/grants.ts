@@ -19,7 +19,9 @@ import { join } from "node:path";
 type RouteRequest = Extract<RequestBody, { kind: "egress-route" }>;
 
 /** "api.example.com GET,HEAD /v1/ /v2/": what an approval adds, in one line. */
-export function describeGrant(r: Pick<RouteRequest, "host" | "port" | "paths" | "methods">): string {
+export function describeGrant(
+  r: Pick<RouteRequest, "host" | "port" | "paths" | "methods">,
+): string {
   return [
     `${r.host}${r.port !== undefined ? `:${r.port}` : ""}`,
     r.methods ? r.methods.join(",") : "any method",
@@ -59,7 +61,10 @@ export async function grantRequest(options: {
     );
   const { backend, resources } = await findBottle(options.backends, slug);
   if (!resources.some((r) => r.role === "bundle" && r.state === "running"))
-    throw new NoSuchBottleError(slug, "its bundle is not running: the request can no longer be granted");
+    throw new NoSuchBottleError(
+      slug,
+      "its bundle is not running: the request can no longer be granted",
+    );
   const current = await readRunningRoutes(stateDir, slug);
   const rule = grantRule(id, request, options.until);
   const next = {

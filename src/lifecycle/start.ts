@@ -29,6 +29,7 @@ import { loadProvider } from "../providers/templates.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { refuseOwnExposures } from "./trust.js";
 import { removeDeployKeys } from "./deploy-keys.js";
+import { startNotifyWatcher } from "./notify.js";
 import { forwardedLogin, NotReadyError } from "./login.js";
 import { grantWorkspace } from "./workspace.js";
 import { stateRoot } from "../state/paths.js";
@@ -207,6 +208,18 @@ export async function launch(
     }
     progress.done(`${plan.slug} is ready`);
     await updateMetadata(plan.stateDir, { status: "running" });
+    // The operator's notify command runs for each new request, from a watcher of its own.
+    if (plan.supervise?.notify)
+      await startNotifyWatcher({
+        supervise: plan.supervise,
+        slug: plan.slug,
+        stateDir: plan.stateDir,
+        env: options.env,
+      }).catch((err: unknown) =>
+        progress.warn?.(
+          `the notify command will not run: ${err instanceof Error ? err.message : String(err)}`,
+        ),
+      );
     return bottle;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

@@ -41,6 +41,8 @@ import {
   gitUrlRewrites,
 } from "./git.js";
 import { GIT_GATE_PORT, GIT_GATE_ROOT } from "../shared/git-gate-config.js";
+import { SUPERVISE_PORT } from "../shared/supervise.js";
+import { superviseConfigFor } from "./supervise.js";
 
 export const AGENT_USER = "node";
 /** The agent user's ids in the agent images, kept when the workspace belongs to root. */
@@ -165,9 +167,15 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   const { manifest, provider } = templated;
   /** The bundle's agent-facing ports, by daemon. */
   const gate = manifest.bottle.git.length > 0;
+  // A VM would reach supervise at an address only launch knows, and its provisioned files
+  // cannot say it yet: supervise serves Docker bottles.
+  const superviseOn =
+    manifest.bottle.supervise !== false &&
+    (input.backend ?? manifest.bottle.backend) !== "smolmachines";
   const ports: Record<string, number> = {
     egress: EGRESS_PORT,
     ...(gate ? { "git-gate": GIT_GATE_PORT } : {}),
+    ...(superviseOn ? { supervise: SUPERVISE_PORT } : {}),
   };
   const supervise = ports["supervise"];
   const session: AgentSession = {
@@ -177,7 +185,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     ...(manifest.agent.prompt !== undefined ? { prompt: manifest.agent.prompt } : {}),
     ...(manifest.agent.forward_host_credentials ? { forwardedLogin: true } : {}),
     // The agent is registered with the supervise MCP server when its bundle serves one.
-    ...(manifest.bottle.supervise && supervise !== undefined
+    ...(supervise !== undefined
       ? { mcpServers: { supervise: `http://supervise:${supervise}/mcp` } }
       : {}),
   };
@@ -213,6 +221,16 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
               name: "git-gate",
               command: ["node", `${BUNDLE_ROOT}/sidecars/git-gate/main.js`],
               port: GIT_GATE_PORT,
+              reload: false,
+            },
+          ]
+        : []),
+      ...(superviseOn
+        ? [
+            {
+              name: "supervise",
+              command: ["node", `${BUNDLE_ROOT}/sidecars/supervise/main.js`],
+              port: SUPERVISE_PORT,
               reload: false,
             },
           ]
@@ -376,10 +394,19 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     },
     egress,
     deployKeys: giteaKeysOf(manifest.bottle, slug),
+    ...(superviseOn && manifest.bottle.supervise !== false
+      ? { supervise: manifest.bottle.supervise }
+      : {}),
     trusted,
     files: {
       "bundle/init.json": JSON.stringify(init, null, 2) + "\n",
       "bundle/egress.json": JSON.stringify(egress, null, 2) + "\n",
+      ...(superviseOn
+        ? {
+            "bundle/supervise.json":
+              JSON.stringify(superviseConfigFor(manifest.bottle, slug, egress), null, 2) + "\n",
+          }
+        : {}),
       ...(gate
         ? {
             "bundle/git-gate.json":

@@ -32,9 +32,12 @@ export const claude: AgentProvider = {
       auth: { header: "x-api-key", token_env: "ANTHROPIC_API_KEY" },
     },
   ],
-  env: () => ({
+  env: (s) => ({
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
     DISABLE_AUTOUPDATER: "1",
+    // Claude Code otherwise defers MCP tools behind a ToolSearch call: the model would not see
+    // that it can ask the operator (supervise) until it searched for it.
+    ...(s.mcpServers ? { ENABLE_TOOL_SEARCH: "false" } : {}),
   }),
   interactive: (s) => ["claude", ...common(s)],
   headless: (s) => ["claude", ...common(s), "-p"],

@@ -54,6 +54,9 @@ function config(s: AgentSession): string {
     ...Object.entries(s.mcpServers ?? {}).flatMap(([name, url]) => [
       `[mcp_servers.${tomlString(name)}]`,
       `url = ${tomlString(url)}`,
+      // A supervise tool call waits for the operator (up to an hour, as the bottle sets it):
+      // Codex must not give up on it first.
+      "tool_timeout_sec = 3660",
       "",
     ]),
   ].join("\n");

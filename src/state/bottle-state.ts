@@ -125,8 +125,11 @@ export async function createState(plan: StateSeed, metadata: BottleMetadata): Pr
       join(plan.stateDir, path),
       await readFile(resolve(plan.stateDir, source)),
     );
-  // The bundle runs as an unprivileged user: its config folder must be readable, not writable.
+  // The bundle runs as an unprivileged user: its config folder must be readable, not writable —
+  // and so must the folder the operator's decisions on its requests are written into.
   await chmod(join(plan.stateDir, plan.bundle.configDir), 0o755);
+  await mkdir(join(plan.stateDir, plan.bundle.configDir, "decisions"), { mode: 0o755 });
+  await chmod(join(plan.stateDir, plan.bundle.configDir, "decisions"), 0o755);
   // …and its audit folder writable by that user alone (by everyone where we cannot chown).
   // (the git gate's mirrors likewise).
   for (const dir of [plan.bundle.auditDir, plan.bundle.mirrorDir]) {

@@ -38,6 +38,7 @@ describe("planning the git gate", () => {
       [
         ["egress", 9099],
         ["git-gate", 9418],
+        ["supervise", 9100],
       ],
     );
     const config = parseGitGateConfig(plan.files["bundle/git-gate.json"] ?? "", "git-gate.json");

@@ -93,15 +93,19 @@ describe("planning a bottle", () => {
     assert.deepEqual(plan.agentContainer.provision.gitUser, { name: "P", email: "p@x.io" });
   });
 
-  test("writes the init config the bundle runs, listing the egress daemon on the plan's port", () => {
+  test("writes the init config the bundle runs, listing each daemon on the plan's port", () => {
     const plan = planBottle(manifest().select("probe"), input);
     const init = JSON.parse(plan.files["bundle/init.json"] ?? "") as {
       daemons: { name: string; port: number }[];
     };
     assert.deepEqual(
       init.daemons.map((d) => [d.name, d.port]),
-      [["egress", plan.bundle.ports["egress"]]],
+      [
+        ["egress", plan.bundle.ports["egress"]],
+        ["supervise", plan.bundle.ports["supervise"]],
+      ],
     );
+    assert.equal(plan.bundle.ports["supervise"], 9100);
   });
 
   test("is pure: the same input gives the same plan", () => {

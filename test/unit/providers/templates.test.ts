@@ -216,13 +216,20 @@ describe("registering the bundle's MCP servers", () => {
     );
   });
 
-  test("no server in the bundle, no registration (today's bundles serve egress only)", () => {
-    const plan = planBottle(agent("claude"), input);
-    const file = plan.agentContainer.provision.files.find((f) => f.path.endsWith(".claude.json"));
-    assert.equal(
-      (JSON.parse(file?.content ?? "{}") as { mcpServers?: unknown }).mcpServers,
-      undefined,
+  test("a bottle whose bundle serves supervise registers it; `supervise: false` registers nothing", () => {
+    const servers = (plan: ReturnType<typeof planBottle>) => {
+      const file = plan.agentContainer.provision.files.find((f) => f.path.endsWith(".claude.json"));
+      return (JSON.parse(file?.content ?? "{}") as { mcpServers?: unknown }).mcpServers;
+    };
+    assert.deepEqual(servers(planBottle(agent("claude"), input)), {
+      supervise: { type: "http", url: "http://supervise:9100/mcp" },
+    });
+    const off = planBottle(
+      agent("claude", (m) => (m.bottles.sandbox.supervise = false)),
+      input,
     );
+    assert.equal(servers(off), undefined);
+    assert.equal(off.bundle.ports["supervise"], undefined);
   });
 });
 
