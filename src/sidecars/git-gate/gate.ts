@@ -161,9 +161,24 @@ export type Refreshed = { ok: true } | { ok: false; reason: string };
 export async function refresh(repo: GitGateRepo, timeoutMs: number): Promise<Refreshed> {
   const dir = mirrorOf(repo);
   const remote = remoteOf(repo);
-  const [head, fetched] = await Promise.all([
-    git(dir, ["ls-remote", "--symref", remote, "HEAD"], { timeoutMs }),
-    git(
+  // One round trip tells whether anything moved: the upstream's branches, tags and HEAD, beside
+  // the mirror's own refs. Only when they differ does the fetch run.
+  const [listed, local] = await Promise.all([
+    git(dir, ["ls-remote", "--symref", remote, "HEAD", "refs/heads/*", "refs/tags/*"], {
+      timeoutMs,
+    }),
+    git(dir, ["for-each-ref", "--format=%(objectname)\t%(refname)", "refs/heads", "refs/tags"]),
+  ]);
+  if (listed.code !== 0) return { ok: false, reason: reasonOf(listed, "ls-remote failed") };
+  const upstream = new Set(
+    listed.stdout
+      .split("\n")
+      .filter((l) => /^[0-9a-f]{40,64}\trefs\/(heads|tags)\//.test(l) && !l.endsWith("^{}")),
+  );
+  const mirror = new Set(local.stdout.split("\n").filter(Boolean));
+  const same = upstream.size === mirror.size && [...upstream].every((l) => mirror.has(l));
+  if (!same) {
+    const fetched = await git(
       dir,
       [
         "fetch",
@@ -176,11 +191,11 @@ export async function refresh(repo: GitGateRepo, timeoutMs: number): Promise<Ref
         "+refs/tags/*:refs/tags/*",
       ],
       { timeoutMs },
-    ),
-  ]);
-  if (fetched.code !== 0) return { ok: false, reason: reasonOf(fetched, "fetch failed") };
-  const symref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head.stdout)?.[1];
-  if (head.code === 0 && symref) await git(dir, ["symbolic-ref", "HEAD", symref]);
+    );
+    if (fetched.code !== 0) return { ok: false, reason: reasonOf(fetched, "fetch failed") };
+  }
+  const symref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(listed.stdout)?.[1];
+  if (symref) await git(dir, ["symbolic-ref", "HEAD", symref]);
   return { ok: true };
 }
 

@@ -276,10 +276,10 @@ function serve(): void {
       const line = raw.replace(/^\[\d+\] /, "");
       log("daemon", line);
       // git daemon refuses a path it does not serve before any hook runs: audited here.
+      // Its lines about a path ("'/x.git': aliased", "'/x.git': not in whitelist", "… at '…'")
+      // are each a refusal.
       const refused =
-        /^'([^']*)'(?:: not in whitelist|: repository not exported| does not appear to be a git repository)/.exec(
-          line,
-        );
+        /^'([^']*)'[: ]/.exec(line) ?? /(?:repository|directory) at '([^']*)'/.exec(line);
       if (refused)
         audit({
           repo: (refused[1] ?? "").replace(/^.*\//, "").replace(/\.git$/, "") || "(none)",

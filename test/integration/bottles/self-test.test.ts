@@ -39,7 +39,7 @@ describe("the cage self-test at start", { timeout: 10 * 60_000 }, () => {
     const r = await t.cli(["start", agent, "--detach", "--yes"]);
     assert.equal(r.code, 0, r.stderr);
     slug = r.stdout.trim();
-    const line = /^cage: (\d+) probes refused, egress answers$/m.exec(r.stderr);
+    const line = /^cage: (\d+) probes refused, egress, supervise answer$/m.exec(r.stderr);
     assert.ok(line, r.stderr);
     assert.ok(
       r.stderr.indexOf(line[0]) < r.stderr.indexOf(`${slug} is ready`),
