@@ -9,6 +9,7 @@ import { applyEdits, modify, parse } from "jsonc-parser";
 import type { Backend } from "../backends/backend.js";
 import { UsageError } from "../errors.js";
 import type { RouteRule } from "../shared/egress-config.js";
+import { checkPathPrefix, checkRouteHost, HTTP_METHODS } from "../shared/route-checks.js";
 import type { RequestBody } from "../shared/supervise.js";
 import { writeFileAtomic } from "../state/files.js";
 import { readMetadata } from "../state/bottle-state.js";
@@ -27,6 +28,20 @@ export function describeGrant(
     r.methods ? r.methods.join(",") : "any method",
     ...(r.paths ?? ["any path"]),
   ].join(" ");
+}
+
+/** Why a route request may not become a route (the manifest's own rules), or undefined. */
+export function grantProblem(r: RouteRequest): string | undefined {
+  const host = checkRouteHost(r.host, false);
+  if (host) return `its host ${host}`;
+  for (const path of r.paths ?? []) {
+    const bad = checkPathPrefix(path);
+    if (bad) return `its path ${bad}`;
+  }
+  const methods: readonly string[] = HTTP_METHODS;
+  const method = r.methods?.find((m) => !methods.includes(m));
+  if (method !== undefined) return `its method is not one of ${HTTP_METHODS.join(", ")}`;
+  return undefined;
 }
 
 /** The proxy's rule for an approved request: no credential, ever; its lease when given. */
@@ -58,6 +73,13 @@ export async function grantRequest(options: {
     throw new UsageError(
       `request ${id} is not for a route`,
       "approve adds routes; answer questions with `bot-bottle answer ID TEXT`",
+    );
+  // The bundle checked the request when the agent made it; what the host applies it checks again.
+  const problem = grantProblem(request);
+  if (problem)
+    throw new UsageError(
+      `request ${id} cannot be granted: ${problem}`,
+      `deny it: bot-bottle deny ${id} --reason "…"`,
     );
   const { backend, resources } = await findBottle(options.backends, slug);
   if (!resources.some((r) => r.role === "bundle" && r.state === "running"))
