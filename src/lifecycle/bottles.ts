@@ -55,7 +55,7 @@ function isRunning(resources: readonly Resource[]): boolean {
   return up("agent") && up("bundle");
 }
 
-function pidAlive(pid: number | undefined): boolean {
+export function pidAlive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
   try {
     process.kill(pid, 0);
@@ -179,18 +179,9 @@ export async function cleanup(
   for (const dir of await listStateDirs(stateRoot(env))) {
     const meta = await readMetadata(dir);
     if (!meta?.deployKeys || meta.deployKeysRemoved || live.has(meta.slug)) continue;
-    if (meta.status === "starting" && meta.startPid !== undefined && alive(meta.startPid)) continue;
+    if (startInProgress(meta)) continue;
     const deployKeys = await removeDeployKeys(dir, env);
     if (deployKeys) removed.push({ ...(await summarise(meta.slug, [], env)), deployKeys });
   }
   return removed;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

@@ -18,6 +18,7 @@ import { describeRequest, followAudit } from "../state/audit.js";
 import { readMetadata } from "../state/bottle-state.js";
 import { writeJsonAtomic } from "../state/files.js";
 import { escapedJson, loadQueue, type QueueEntry } from "../state/queue.js";
+import { pidAlive } from "./bottles.js";
 
 export const NOTIFY_FILE = "notify.json";
 export const NOTIFY_LOG = "notify.log";
@@ -75,15 +76,6 @@ export async function startNotifyWatcher(options: {
     [...args, "notify-watch", slug],
     { logFile: join(stateDir, NOTIFY_LOG), env: options.env },
   );
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Whether the watcher goes on: the bottle runs, or a start that is still alive starts it. */
