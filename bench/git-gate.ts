@@ -6,7 +6,7 @@
  *     the same repository from a container of the bench's own plus one `git fetch` over SSH from
  *     the upstream (what the gate's refresh is): both on the same kind of Docker network; for
  *     reference, a clone of a copy without the upstream's reachability bitmap (a mirror has none);
- *  2. a one-commit push through the gate (refresh, checks, scan, forward over SSH), against a
+ *  2. a one-commit push through the gate (checks, scan, forward over SSH), against a
  *     `git push` over SSH from a client container straight to the upstream;
  *  3. the gate's scan (scanPush, in process, with the bundle's gitleaks) of a push of N MB of new
  *     text, in MB/s of diff.
@@ -295,8 +295,8 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
     for (const f of i % 2 === 0 ? [gateClone, baseClone] : [baseClone, gateClone]) await f();
   }
 
-  /** The gate's own times (audit/git.jsonl `ms`) of its last `n` records of `op` and `tag`. */
-  const hookTimes = async (op: string, tag: string, n: number): Promise<number[]> => {
+  /** The gate's own records (audit/git.jsonl) of its last `n` `op`s with `tag`. */
+  const gateRecords = async (op: string, tag: string, n: number) => {
     const text = await readFile(
       join(t.dir, "state", "bot-bottle", slug, "audit", GIT_AUDIT_FILE),
       "utf8",
@@ -306,9 +306,12 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
       .filter(Boolean)
       .map((l) => parseGitAuditRecord(l, GIT_AUDIT_FILE))
       .filter((r) => r.op === op && r.tag === tag)
-      .slice(-n)
-      .map((r) => r.ms / 1000);
+      .slice(-n);
   };
+  /** The gate's own times (audit `ms`) of those records, in seconds. */
+  const hookTimes = async (op: string, tag: string, n: number): Promise<number[]> =>
+    (await gateRecords(op, tag, n)).map((r) => r.ms / 1000);
+
   const cloneHook = await hookTimes("fetch", "served", RUNS);
   const mirrorPacks = await readdir(
     join(t.dir, "state", "bot-bottle", slug, "git", "big.git", "objects", "pack"),
@@ -344,11 +347,13 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
     say(`push: run ${i + 1}/${RUNS}…`);
     for (const f of i % 2 === 0 ? [gatePush, directPush] : [directPush, gatePush]) await f(i + 1);
   }
-  const pushHook = await hookTimes("push", "forwarded", RUNS);
+  const pushRecords = await gateRecords("push", "forwarded", RUNS);
+  const pushHook = pushRecords.map((r) => r.ms / 1000);
+  const pushSteps = (name: string) => pushRecords.map((r) => (r.steps?.[name] ?? NaN) / 1000);
 
   // Parts of a push the hook's own `ms` leaves out or holds, timed in the bottle's bundle: a
-  // hook's start (node and the gate's modules; a push starts two hooks, a clone one), and
-  // gitleaks' own start over one small file.
+  // hook client's start (perl: a push starts two hooks, a clone one; the gate's daemon does the
+  // work), and gitleaks' own start over one small file.
   const { stdout: named } = await run("docker", [
     "ps",
     "--filter",
@@ -363,11 +368,8 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
     return elapsedOf(r.stdout, `bundle: ${timed}`);
   };
   const parts = { hookStart: [] as number[], gitleaks: [] as number[] };
-  const modules = ["gate", "policy", "scan"]
-    .map((m) => `await import('/opt/bot-bottle/sidecars/git-gate/${m}.js');`)
-    .join(" ");
   for (let i = 0; i < RUNS; i++) {
-    parts.hookStart.push(await inBundle("", `node --input-type=module -e "${modules}"`));
+    parts.hookStart.push(await inBundle("", "perl -MCwd -MIO::Socket::UNIX -e 1"));
     parts.gitleaks.push(
       await inBundle(
         "d=$(mktemp -d) && mkdir $d/pushed && echo 'hello' > $d/pushed/a.txt && cd $d",
@@ -460,9 +462,15 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
   );
 
   header("2. git push of one commit (one file changed)");
-  const gp = row("through the gate (refresh, checks, scan, forward over SSH)", push.gate);
+  const gp = row("through the gate (checks, scan, forward over SSH)", push.gate);
   row("  of which the gate's pre-receive hook (its audit `ms`)", pushHook);
-  row("  for reference: one hook's start (node and its imports)", parts.hookStart);
+  for (const [step, what] of [
+    ["policy", "the push policy (fast-forward checks)"],
+    ["scan", "the scan (new objects, gitleaks, held secrets)"],
+    ["forward", "the forward to the upstream over SSH"],
+  ] as const)
+    row(`    of which ${what}`, pushSteps(step));
+  row("  for reference: one hook client's start (perl)", parts.hookStart);
   row("  for reference: gitleaks over one small file", parts.gitleaks);
   const dp = row("baseline: git push over SSH straight to the upstream", push.direct);
   console.log(

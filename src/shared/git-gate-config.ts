@@ -212,6 +212,12 @@ export const GitAuditRecordSchema = z
       .describe("The upstream's answer to a forward or fetch (its first line), when it failed."),
     objects: z.number().int().min(0).optional().describe("New objects a push brought."),
     ms: z.number().min(0).describe("Milliseconds the operation took."),
+    steps: z
+      .record(z.string(), z.number().min(0))
+      .optional()
+      .describe(
+        'For a push, milliseconds per step: "wait" (for the mirror), "policy", "scan", "forward".',
+      ),
   })
   .describe("One decision of the git gate, one JSON line in audit/git.jsonl.");
 

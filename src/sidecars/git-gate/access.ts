@@ -5,18 +5,17 @@
  * was. A push (receive-pack) is let through to the pre-receive hook, which decides it. The first
  * line this prints is what the agent's git shows when the hook refuses.
  */
-import { audit, readGateConfig, refresh, repoAt, withMirrorLock } from "./gate.js";
+import { audit, refresh, repoAt, withMirrorLock } from "./gate.js";
+import type { HookCall } from "./hooks.js";
 
-const [service = "", path = ""] = process.argv.slice(2);
-
-function refuse(line: string): never {
-  process.stdout.write(`bot-bottle git-gate: ${line}\n`);
-  process.exit(1);
-}
-
-async function main(): Promise<void> {
+export async function access(call: HookCall): Promise<number> {
   const started = Date.now();
-  const config = readGateConfig();
+  const { config } = call;
+  const [service = "", path = ""] = call.args;
+  const refuse = (line: string) => {
+    call.stdout(`bot-bottle git-gate: ${line}\n`);
+    return 1;
+  };
   const repo = repoAt(config, path);
   const name = path.replace(/^.*\//, "").replace(/\.git$/, "");
   if (!repo) {
@@ -28,12 +27,12 @@ async function main(): Promise<void> {
       reason: `${path} is not a declared repository`,
       ms: Date.now() - started,
     });
-    refuse(
+    return refuse(
       `${path} is not a repository of this bottle (declared: ${config.repos.map((r) => r.name).join(", ")})`,
     );
   }
-  if (service === "receive-pack") return;
-  if (service !== "upload-pack") refuse(`${service} is not served`);
+  if (service === "receive-pack") return 0;
+  if (service !== "upload-pack") return refuse(`${service} is not served`);
   const refreshed = await withMirrorLock(repo, config.limits.upstreamTimeoutMs, () =>
     refresh(repo, config.limits.upstreamTimeoutMs),
   ).catch((err: unknown) => ({ ok: false as const, reason: String((err as Error).message) }));
@@ -48,7 +47,7 @@ async function main(): Promise<void> {
       upstream: refreshed.reason,
       ms: Date.now() - started,
     });
-    refuse(reason);
+    return refuse(reason);
   }
   audit({
     repo: repo.name,
@@ -57,8 +56,5 @@ async function main(): Promise<void> {
     tag: "served",
     ms: Date.now() - started,
   });
+  return 0;
 }
-
-main().catch((err: unknown) =>
-  refuse(`internal error: ${err instanceof Error ? err.message : String(err)}`),
-);

@@ -4,7 +4,7 @@
  * The gate's git always runs with the operator's fixed config and never a system or user one, and
  * its SSH with a config of its own: one host alias per repository, pinned to exactly one host key.
  */
-import { appendFileSync, closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   AUDIT_DIR,
@@ -26,14 +26,6 @@ const AUDIT_PATH = join(process.env["BOT_BOTTLE_AUDIT_DIR"] ?? AUDIT_DIR, GIT_AU
 /** The tree with no entries: attributes are read from it, so pushed .gitattributes count for nothing. */
 export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 export const ZERO = /^0+$/;
-
-/**
- * The config, for the hooks: main.ts validated this very file when the gate started, and it is
- * read-only in the bundle, so a hook reads it as is (and starts without loading the schemas).
- */
-export function readGateConfig(): GitGateConfig {
-  return JSON.parse(readFileSync(CONFIG_PATH, "utf8")) as GitGateConfig;
-}
 
 export function mirrorOf(repo: Pick<GitGateRepo, "name">): string {
   return join(MIRRORS, `${repo.name}.git`);
@@ -111,44 +103,39 @@ export function audit(record: Omit<GitAuditRecord, "time">): void {
   }
 }
 
+/** Per mirror, the end of the last task that holds it. */
+const holders = new Map<string, Promise<void>>();
+
 /**
  * Runs `body` holding the mirror's lock: one refresh or push at a time per mirror, so a fetch
- * never sees a half-moved mirror and two refreshes never race for a ref. A lock whose holder
- * died is taken over.
+ * never sees a half-moved mirror and two refreshes never race for a ref. Every hook runs in the
+ * gate's daemon, so the lock is the daemon's own; a task that waits longer than `timeoutMs`
+ * gives up.
  */
 export async function withMirrorLock<T>(
   repo: GitGateRepo,
   timeoutMs: number,
   body: () => Promise<T>,
 ): Promise<T> {
-  const lock = join(mirrorOf(repo), "bot-bottle-gate.lock");
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      closeSync(openSync(lock, "wx"));
-      appendFileSync(lock, String(process.pid));
-      break;
-    } catch {
-      if (holderGone(lock)) rmSync(lock, { force: true });
-      else if (Date.now() > deadline) throw new Error("the mirror stayed busy");
-      else await new Promise((r) => setTimeout(r, 25));
-    }
-  }
+  const before = holders.get(repo.name) ?? Promise.resolve();
+  let release = (): void => undefined;
+  const mine = before.then(() => new Promise<void>((done) => (release = done)));
+  holders.set(repo.name, mine);
+  void mine.then(() => {
+    if (holders.get(repo.name) === mine) holders.delete(repo.name);
+  });
+  let timer: NodeJS.Timeout | undefined;
   try {
+    const turn = await Promise.race([
+      before.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
+    ]);
+    if (!turn) throw new Error("the mirror stayed busy");
     return await body();
   } finally {
-    rmSync(lock, { force: true });
-  }
-}
-
-function holderGone(lock: string): boolean {
-  try {
-    const pid = Number(readFileSync(lock, "utf8"));
-    if (!pid) return Date.now() - statSync(lock).mtimeMs > 5000;
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
+    clearTimeout(timer);
+    // A task that gave up still takes its turn, empty, so those after it keep their order.
+    void before.then(() => release());
   }
 }
 

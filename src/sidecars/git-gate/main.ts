@@ -3,7 +3,8 @@
  * the operator's: no hooks, filters or attributes from pushed content), writes each upstream's key
  * to the bundle's tmpfs (0600), creates the mirrors, and runs `git daemon` serving exactly the
  * declared repositories. Every fetch first refreshes its mirror from the upstream (access hook);
- * every push is scanned and forwarded before the mirror takes it (pre-receive hook).
+ * every push is scanned and forwarded before the mirror takes it (pre-receive hook). Both hooks
+ * run here, in this process, called over a unix socket (hooks.ts).
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +29,9 @@ import {
   remoteOf,
   sshAlias,
 } from "./gate.js";
+import { access } from "./access.js";
+import { serveHooks } from "./hooks.js";
+import { preReceive } from "./pre-receive.js";
 import { runCommand, startDaemon } from "./process.js";
 
 type GiteaKey = Extract<
@@ -36,6 +40,8 @@ type GiteaKey = Extract<
 >;
 
 const HOOKS = process.env["BOT_BOTTLE_GIT_GATE_HOOKS"] ?? `${BUNDLE_ROOT}/git-gate-hooks`;
+/** Where the hooks call the gate: in its private home, so only the gate's user can. */
+const HOOK_SOCKET = join(GATE_HOME, "hooks.sock");
 
 function readConfig(): GitGateConfig {
   try {
@@ -247,7 +253,10 @@ async function prepare(): Promise<void> {
   await Promise.all(config.repos.map(prepareMirror));
 }
 
-function serve(): void {
+async function serve(): Promise<void> {
+  await serveHooks(HOOK_SOCKET, config, { access, "pre-receive": preReceive }, (message) =>
+    log("hook-refused", message),
+  );
   const daemon = startDaemon(
     [
       "git",
@@ -268,7 +277,7 @@ function serve(): void {
       "--timeout=600",
       ...config.repos.map(mirrorOf),
     ],
-    gitEnv(),
+    { ...gitEnv(), BOT_BOTTLE_GIT_GATE_SOCKET: HOOK_SOCKET },
   );
   daemon.stderr?.setEncoding("utf8");
   daemon.stderr?.on("data", (text: string) => {
@@ -313,8 +322,10 @@ const early = () => void removeDeployKeys().finally(() => process.exit(0));
 process.on("SIGTERM", early);
 process.on("SIGINT", early);
 
-prepare().then(serve, async (err: unknown) => {
-  log("start-failed", err instanceof Error ? err.message : String(err));
-  await removeDeployKeys();
-  process.exit(1);
-});
+prepare()
+  .then(serve)
+  .catch(async (err: unknown) => {
+    log("start-failed", err instanceof Error ? err.message : String(err));
+    await removeDeployKeys();
+    process.exit(1);
+  });

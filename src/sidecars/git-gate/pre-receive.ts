@@ -1,12 +1,12 @@
 /**
  * The mirrors' pre-receive hook: decides a push while its objects are still in quarantine, so
- * nothing is accepted before the decision ends. In order: the mirror is refreshed from the
- * upstream; every ref update is judged against the entry's push policy and against the upstream's
- * current value; the new objects are secret-scanned; then the push is forwarded to the upstream
- * (atomically, each ref leased at the value the agent pushed over). Only when the upstream takes
- * it does the hook succeed and the mirror move. Whatever it prints, the agent's git shows.
+ * nothing is accepted before the decision ends. In order: every ref update is judged against the
+ * entry's push policy; the new objects (those the mirror lacks) are secret-scanned; then the push
+ * is forwarded to the upstream, atomically, each ref leased at the value the agent pushed over —
+ * so an upstream that moved since the agent's last fetch refuses it, checked by the upstream
+ * itself in the same exchange. Only when the upstream takes it does the hook succeed and the
+ * mirror move. Whatever it prints, the agent's git shows.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { GitAuditRecord, GitRefUpdate } from "../../shared/git-gate-config.js";
 import {
@@ -15,22 +15,15 @@ import {
   gitEnv,
   MIRRORS,
   mirrorOf,
-  readGateConfig,
   reasonOf,
-  refresh,
   remoteOf,
   repoAt,
   withMirrorLock,
   ZERO,
 } from "./gate.js";
+import type { HookCall } from "./hooks.js";
 import { judgeUpdates } from "./policy.js";
 import { scanPush } from "./scan.js";
-
-const started = Date.now();
-
-function say(lines: string[]): void {
-  process.stderr.write(lines.map((l) => `bot-bottle git-gate: ${l}\n`).join(""));
-}
 
 function updatesFrom(text: string): GitRefUpdate[] {
   return text
@@ -42,22 +35,36 @@ function updatesFrom(text: string): GitRefUpdate[] {
     });
 }
 
-/** The quarantine receive-pack set up, kept for the commands that must see the pushed objects. */
-function quarantineEnv(): NodeJS.ProcessEnv {
-  const keep = ["GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"];
-  return gitEnv(Object.fromEntries(keep.map((k) => [k, process.env[k]])));
+/** The line a ref the upstream refused is shown with: a lease that failed means it moved. */
+function rejection(line: string): string {
+  const [, ref = "", why = ""] = line.split("\t");
+  const name = ref.replace(/^.*:/, "");
+  return /\(stale info\)/.test(why)
+    ? `${name} has moved upstream since your last fetch: fetch, rebase or merge, and push again`
+    : `${name} ${why}`.trim();
 }
 
-async function main(): Promise<number> {
-  const config = readGateConfig();
-  const repo = repoAt(config, process.cwd());
-  const updates = updatesFrom(readFileSync(0, "utf8"));
+export async function preReceive(call: HookCall): Promise<number> {
+  const started = Date.now();
+  const { config } = call;
+  const say = (lines: string[]) =>
+    call.stderr(lines.map((l) => `bot-bottle git-gate: ${l}\n`).join(""));
+  const repo = repoAt(config, call.cwd);
+  const updates = updatesFrom(call.stdin.toString("utf8"));
+  const steps: Record<string, number> = {};
+  let mark = started;
+  const step = (name: string) => {
+    const now = Date.now();
+    steps[name] = now - mark;
+    mark = now;
+  };
   const record = (r: Omit<GitAuditRecord, "time" | "repo" | "op" | "refs" | "ms">) =>
     audit({
-      repo: repo?.name ?? process.cwd(),
+      repo: repo?.name ?? call.cwd,
       op: "push",
       refs: updates,
       ms: Date.now() - started,
+      steps,
       ...r,
     });
   if (!repo) {
@@ -67,49 +74,27 @@ async function main(): Promise<number> {
   }
   const limits = config.limits;
   const dir = mirrorOf(repo);
-  const quarantine = quarantineEnv();
+  // The quarantine receive-pack set up, for the commands that must see the pushed objects.
+  const quarantine = gitEnv(call.quarantine);
 
   return withMirrorLock(repo, limits.upstreamTimeoutMs, async () => {
-    const refreshed = await refresh(repo, limits.upstreamTimeoutMs);
-    if (!refreshed.ok) {
-      const reason = `upstream ${repo.name} unreachable: ${refreshed.reason}`;
-      say([`push refused: ${reason}`]);
-      record({
-        decision: "refuse",
-        tag: "upstream-unreachable",
-        reason,
-        upstream: refreshed.reason,
-      });
-      return 1;
-    }
-
-    // The agent pushed over what it had fetched; the upstream may have moved since.
-    const moved: string[] = [];
-    for (const u of updates) {
-      const now = await git(dir, ["rev-parse", "--verify", "--quiet", u.ref]);
-      const current = now.code === 0 ? now.stdout.trim() : "0".repeat(u.old.length);
-      if (current !== u.old)
-        moved.push(
-          `${u.ref} has moved upstream since your last fetch: fetch, rebase or merge, and push again`,
-        );
-    }
-    if (moved.length > 0) {
-      say(["push refused:", ...moved]);
-      record({ decision: "refuse", tag: "stale", reason: moved.join("; ") });
-      return 1;
-    }
-
+    step("wait");
     const fastForward = new Map<string, boolean>();
-    for (const u of updates)
-      if (!ZERO.test(u.old) && !ZERO.test(u.new))
-        fastForward.set(
-          u.ref,
-          (await git(dir, ["merge-base", "--is-ancestor", u.old, u.new], { env: quarantine }))
-            .code === 0,
-        );
+    await Promise.all(
+      updates
+        .filter((u) => !ZERO.test(u.old) && !ZERO.test(u.new))
+        .map(async (u) =>
+          fastForward.set(
+            u.ref,
+            (await git(dir, ["merge-base", "--is-ancestor", u.old, u.new], { env: quarantine }))
+              .code === 0,
+          ),
+        ),
+    );
     const refused = judgeUpdates(repo.push, updates, (u) => fastForward.get(u.ref) === true).filter(
       (v) => v.refused,
     );
+    step("policy");
     if (refused.length > 0) {
       const reasons = refused.map((v) => v.refused as string);
       say(["push refused (nothing was sent upstream):", ...reasons]);
@@ -131,6 +116,7 @@ async function main(): Promise<number> {
       timeoutMs: limits.scanTimeoutMs,
       env: quarantine,
     });
+    step("scan");
     if (!scanned.ok && scanned.tag === "secret-detected") {
       const f = scanned.finding;
       const where = `${f.file}${f.line ? ` line ${f.line}` : ""}${f.commit ? ` (commit ${f.commit.slice(0, 12)})` : ""}`;
@@ -173,11 +159,23 @@ async function main(): Promise<number> {
       ["push", "--atomic", "--porcelain", "--no-verify", ...specs, remoteOf(repo), ...refspecs],
       { env: quarantine, timeoutMs: limits.upstreamTimeoutMs },
     );
+    step("forward");
     if (pushed.code !== 0) {
       const rejected = pushed.stdout
         .split("\n")
         .filter((l) => l.startsWith("!"))
-        .map((l) => l.split("\t").slice(1).join(" ").trim());
+        .map(rejection);
+      const moved = rejected.filter((l) => l.includes("has moved upstream"));
+      if (moved.length > 0) {
+        say(["push refused:", ...moved]);
+        record({
+          decision: "refuse",
+          tag: "stale",
+          reason: moved.join("; "),
+          objects: scanned.objects,
+        });
+        return 1;
+      }
       const upstream = rejected.length > 0 ? rejected.join("; ") : reasonOf(pushed, "push failed");
       const remoteLines = pushed.stderr
         .split("\n")
@@ -197,11 +195,3 @@ async function main(): Promise<number> {
     return 0;
   });
 }
-
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    say([`push refused: internal error: ${err instanceof Error ? err.message : String(err)}`]);
-    process.exit(1);
-  },
-);

@@ -23,6 +23,8 @@ export function runCommand(
     timeoutMs?: number;
     /** Takes stdout as it comes instead of collecting it (`false` back: stop the command). */
     onStdout?: (chunk: Buffer) => boolean;
+    /** Stops the command when aborted. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<Ran> {
   return new Promise((resolve) => {
@@ -47,6 +49,8 @@ export function runCommand(
       else if (!options.onStdout(c)) child.kill("SIGKILL");
     });
     child.stderr.on("data", (c: Buffer) => err.push(c));
+    const abort = () => child.kill("SIGKILL");
+    options.signal?.addEventListener("abort", abort, { once: true });
     child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");
     child.on("error", (e) => {
@@ -54,6 +58,7 @@ export function runCommand(
     });
     child.on("close", (code) => {
       if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", abort);
       resolve({
         code: code ?? 1,
         stdout: Buffer.concat(out).toString("utf8"),

@@ -64,12 +64,13 @@ const READ_WINDOW = 1024 * 1024;
 
 /**
  * The first finding of `scanner` in the file at `path`, read in windows (the scanner keeps the
- * overlap a secret needs to be found across two), with the line it is on; undefined: clean.
+ * overlap a secret needs to be found across two), with the line it is on; undefined: clean. It
+ * yields between windows, so the gate's daemon keeps answering other hooks during a long scan.
  */
-function scanFile(
+async function scanFile(
   path: string,
   scanner: SecretScanner,
-): { rule: string; kind: string; line: number } | undefined {
+): Promise<{ rule: string; kind: string; line: number } | undefined> {
   const stream = scanner.stream(new Set());
   const fd = openSync(path, "r");
   const buffer = Buffer.alloc(READ_WINDOW);
@@ -87,6 +88,7 @@ function scanFile(
         return { rule: finding.name, kind: finding.kind, line: Math.max(line, 0) };
       }
       for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) newlines++;
+      if (n === READ_WINDOW) await new Promise((r) => setImmediate(r));
     }
   } finally {
     closeSync(fd);
@@ -213,25 +215,12 @@ export async function scanPush(options: {
       LEAD + defuse(updates.map((u) => u.ref).join("\n") + "\n"),
     );
 
-    // The bundle's own secrets and credential shapes, as the egress proxy looks for them.
-    const scanner = new SecretScanner(options.secrets, []);
-    for (const [rel, entry] of entries) {
-      if (Date.now() > deadline)
-        return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects };
-      const found = scanFile(join(corpus, rel), scanner);
-      if (found?.kind === "budget")
-        return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects };
-      if (found)
-        return {
-          ok: false,
-          tag: "secret-detected",
-          finding: await located(entry, found.rule, found.line),
-          objects,
-        };
-    }
-
+    // gitleaks reads the corpus while the bundle's own scanner (the exact values of its secrets,
+    // and credential shapes, as the egress proxy looks for them) reads it here: a finding of
+    // the latter stops the former. The latter's finding is the one reported, when both find.
     const report = join(root, "report.json");
-    const leaks = await runCommand(
+    const stop = new AbortController();
+    const gitleaks = runCommand(
       [
         options.gitleaks ?? "gitleaks",
         "detect",
@@ -253,8 +242,30 @@ export async function scanPush(options: {
         cwd: root,
         env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: root },
         timeoutMs: left(),
+        signal: stop.signal,
       },
     );
+    const held = await (async () => {
+      const scanner = new SecretScanner(options.secrets, []);
+      for (const [rel, entry] of entries) {
+        if (Date.now() > deadline) return "limit" as const;
+        const found = await scanFile(join(corpus, rel), scanner);
+        if (found?.kind === "budget") return "limit" as const;
+        if (found) return { entry, found };
+      }
+      return undefined;
+    })();
+    if (held) stop.abort();
+    const leaks = await gitleaks;
+    if (held === "limit")
+      return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects };
+    if (held)
+      return {
+        ok: false,
+        tag: "secret-detected",
+        finding: await located(held.entry, held.found.rule, held.found.line),
+        objects,
+      };
     if (leaks.timedOut)
       return { ok: false, tag: "limit", reason: "the scan took longer than its limit", objects };
     if (leaks.code === 3) {

@@ -315,6 +315,35 @@ describe("the git gate end to end", { timeout: 20 * 60_000 }, () => {
     assert.equal((await auditLines()).pop()?.tag, "upstream-rejected");
   });
 
+  test("a push over an upstream that moved since the agent's fetch is refused; after a fetch and rebase it lands", async () => {
+    assert.equal((await reset()).code, 0);
+    const local = await inRepo("echo mine >> mine.txt && git add mine.txt && git commit -qm mine");
+    assert.equal(local.code, 0, local.stderr);
+    // Someone else pushes to main upstream: the mirror has not seen it yet.
+    await upstream.commit("app", {
+      branch: "main",
+      files: { "THEIRS.md": "theirs\n" },
+      message: "theirs",
+    });
+    const before = await upstreamState();
+    const r = await inRepo("git push -q origin main 2>&1");
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(
+      r.stdout + r.stderr,
+      /push refused: *\n.*refs\/heads\/main has moved upstream since your last fetch: fetch, rebase or merge, and push again/,
+    );
+    assert.deepEqual(await upstreamState(), before, "nothing landed upstream");
+    assert.equal((await auditLines()).pop()?.tag, "stale");
+    const again = await inRepo(
+      "git pull -q --rebase origin main && git push -q origin main 2>&1 && git rev-parse HEAD",
+    );
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal(
+      (await upstream.refs("app"))["refs/heads/main"],
+      again.stdout.trim().split("\n").pop(),
+    );
+  });
+
   test("nothing but the declared repository is served: another path is refused", async () => {
     const ok = await t.sh(slug, "git ls-remote git://git-gate/app.git >/dev/null && echo served");
     assert.match(ok.stdout, /served/);
