@@ -7,6 +7,7 @@
  */
 import type { RunResult } from "../exec/run.js";
 import type { Check } from "../shared/checks.js";
+import type { InitStatus } from "../shared/init-config.js";
 import type { Role } from "../shared/labels.js";
 import type { LogLine } from "../shared/logs.js";
 import type { Progress } from "../shared/progress.js";
@@ -77,6 +78,20 @@ export interface Bottle {
   stop(): Promise<void>;
 }
 
+/** The engine's verdict on a bundle's health check (init's GET /health, run in the bundle). */
+export type HealthStatus = "healthy" | "unhealthy" | "starting";
+
+/** What the last health check of a bundle said. */
+export interface BundleHealth {
+  status: HealthStatus;
+  /** init's report on its daemons, when the check got one. */
+  report?: InitStatus;
+  /** The check's output when it was no report (init itself did not answer), as one line. */
+  output?: string;
+  /** When the last check ran (RFC 3339). */
+  checked?: string;
+}
+
 /** One thing a backend created for a bottle (a container, a network, a VM), found by labels. */
 export interface Resource {
   kind: "container" | "network" | "machine";
@@ -97,6 +112,8 @@ export interface Resource {
   workdir?: string;
   /** A smolmachines agent only: how its flows reach the bundle ("gateway" or "interceptor"). */
   route?: string;
+  /** The bundle only, when the engine runs a health check on it: the check's verdict. */
+  health?: HealthStatus;
 }
 
 export interface LaunchOptions {
@@ -130,6 +147,12 @@ export interface Backend {
   teardown(resources: readonly Resource[], stateDir: string): Promise<void>;
   /** Log lines of these resources, in time order (followed with `follow`). */
   logs(resources: readonly Resource[], options?: LogOptions): Promise<LogLine[]>;
+  /**
+   * What the last health check of the bottle's bundle said, with init's report on its daemons;
+   * undefined when the bundle is gone or has no health check. One engine call per bottle: asked
+   * only of bundles the listing shows unhealthy.
+   */
+  bundleHealth(resources: readonly Resource[]): Promise<BundleHealth | undefined>;
   /** Sends a signal to the bottle's bundle (SIGHUP: reload its configuration). */
   signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void>;
   /**

@@ -62,6 +62,8 @@ export interface BottlePlan {
      * dir), the git gate's SSH keys (the operator's key files, absolute).
      */
     fileSecretEnv: Record<string, string>;
+    /** Loopback port of init's health endpoint in the bundle: the engine's health check asks it. */
+    healthPort: number;
     /** State-dir folder mounted read-only at /etc/bot-bottle. */
     configDir: string;
     /** State-dir folder the bundle writes its audit log to, mounted at `auditMount`. */

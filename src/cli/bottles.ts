@@ -6,7 +6,9 @@ import {
   listBottles,
   NoSuchBottleError,
   stopBottle,
+  type BottleSummary,
 } from "../lifecycle/bottles.js";
+import { healthNote } from "../lifecycle/health.js";
 import { capturedLogs, renderJson, renderLine, type LogLine } from "../lifecycle/logs.js";
 import {
   AUDIT_SOURCE_NAMES,
@@ -93,6 +95,20 @@ async function showAudit(
   }
 }
 
+/** One row of `ls`: a running bottle whose bundle is unhealthy says what does not answer. */
+export function lsRow(b: BottleSummary): string[] {
+  const note = healthNote(b);
+  return [
+    b.slug,
+    b.agent,
+    b.bottle,
+    b.backend,
+    note === undefined ? b.state : `${b.state} (${note})`,
+    b.created?.slice(0, 19).replace("T", " ") ?? "-",
+    b.workspace ?? "-",
+  ];
+}
+
 export function registerBottleCommands(program: Command, ctx: CliContext): void {
   program
     .command("ls")
@@ -109,16 +125,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
         return;
       }
       const rows = [["SLUG", "AGENT", "BOTTLE", "BACKEND", "STATE", "CREATED", "WORKSPACE"]];
-      for (const b of bottles)
-        rows.push([
-          b.slug,
-          b.agent,
-          b.bottle,
-          b.backend,
-          b.state,
-          b.created?.slice(0, 19).replace("T", " ") ?? "-",
-          b.workspace ?? "-",
-        ]);
+      for (const b of bottles) rows.push(lsRow(b));
       for (const line of table(rows)) writeLine(ctx.stdout, line);
     });
 

@@ -1,10 +1,12 @@
 /**
- * `bot-bottle doctor`: is this machine ready to run bottles? One line per check; a line that is
+ * `bot-bottle doctor`: is this machine ready to run bottles, and do the running ones answer? One
+ * line per check, then one per running bottle whose bundle fails its health check; a line that is
  * not ok says what to do. Exits 3 when a required check fails.
  */
 import type { Command } from "commander";
-import { backendChecks } from "../backends/index.js";
+import { allBackends, backendChecks } from "../backends/index.js";
 import { BotBottleError, EXIT } from "../errors.js";
+import { bottleHealthChecks } from "../lifecycle/health.js";
 import type { Check, CheckStatus } from "../shared/checks.js";
 import { diskCheck } from "../state/disk.js";
 import { stateRoot } from "../state/paths.js";
@@ -26,7 +28,11 @@ export function registerDoctor(program: Command, ctx: CliContext): void {
     .description("check that this machine can run bottles, and say what to do where it cannot")
     .option("--json", "print the checks as JSON")
     .action(async (options: { json?: boolean }) => {
-      const checks = await runChecks(ctx.env);
+      const [machine, bottles] = await Promise.all([
+        runChecks(ctx.env),
+        bottleHealthChecks(allBackends(ctx.env), ctx.env),
+      ]);
+      const checks = [...machine, ...bottles];
       if (options.json) writeLine(ctx.stdout, JSON.stringify(checks, null, 2));
       else {
         const width = Math.max(...checks.map((c) => c.name.length));

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { BotBottleError, EXIT } from "../errors.js";
-import type { Backend, BackendName, Resource } from "../backends/backend.js";
+import type { Backend, BackendName, BundleHealth, Resource } from "../backends/backend.js";
 import {
   listStateDirs,
   readMetadata,
@@ -37,6 +37,11 @@ export interface BottleSummary {
   created: string | undefined;
   containers: { name: string; role: string; state: string }[];
   networks: string[];
+  /**
+   * The engine's health check of the bundle, when it runs one: its verdict, and for an unhealthy
+   * bundle what init last reported (which daemon does not answer).
+   */
+  health?: BundleHealth;
   /** After a stop: what became of a forwarded login the bottle refreshed. */
   login?: string;
   /** After a stop: deploy keys the host had to delete, or could not. */
@@ -76,6 +81,7 @@ async function summarise(
   env: NodeJS.ProcessEnv,
 ): Promise<BottleSummary> {
   const first = resources[0];
+  const bundle = resources.find((r) => r.kind === "container" && r.role === "bundle");
   const stateDir = first?.stateDir || join(stateRoot(env), slug);
   const meta = await readMetadata(stateDir);
   return {
@@ -92,7 +98,22 @@ async function summarise(
       .filter((r) => r.kind !== "network")
       .map((r) => ({ name: r.name, role: r.role, state: r.state })),
     networks: resources.filter((r) => r.kind === "network").map((r) => r.name),
+    ...(bundle?.health ? { health: { status: bundle.health } } : {}),
   };
+}
+
+/**
+ * The bottle's summary with, when its bundle is unhealthy, what the last health check said. The
+ * listing gives every bundle's verdict at once; only an unhealthy one is asked for more.
+ */
+async function withHealth(
+  backend: Backend,
+  summary: BottleSummary,
+  resources: Resource[],
+): Promise<BottleSummary> {
+  if (summary.health?.status !== "unhealthy") return summary;
+  const health = await backend.bundleHealth(resources).catch(() => undefined);
+  return health ? { ...summary, health } : summary;
 }
 
 /** Each backend with its bottles' resources, grouped by slug. */
@@ -128,7 +149,9 @@ export async function listBottles(
   env: NodeJS.ProcessEnv,
 ): Promise<BottleSummary[]> {
   const list = await Promise.all(
-    (await everyBottle(backends)).map((b) => summarise(b.slug, b.resources, env)),
+    (await everyBottle(backends)).map(async (b) =>
+      withHealth(b.backend, await summarise(b.slug, b.resources, env), b.resources),
+    ),
   );
   return list.sort((a, b) => (a.created ?? "").localeCompare(b.created ?? ""));
 }

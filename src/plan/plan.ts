@@ -41,7 +41,7 @@ import {
   gitUrlRewrites,
 } from "./git.js";
 import { GIT_GATE_PORT, GIT_GATE_ROOT } from "../shared/git-gate-config.js";
-import { SUPERVISE_PORT } from "../shared/supervise.js";
+import { SUPERVISE_HEALTH_PATH, SUPERVISE_PORT } from "../shared/supervise.js";
 import { superviseConfigFor } from "./supervise.js";
 
 export const AGENT_USER = "node";
@@ -232,6 +232,8 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
               command: ["node", `${BUNDLE_ROOT}/sidecars/supervise/main.js`],
               port: SUPERVISE_PORT,
               reload: false,
+              // Of the bundle's daemons, supervise alone has a health endpoint to ask.
+              probe: { port: SUPERVISE_PORT, path: SUPERVISE_HEALTH_PATH },
             },
           ]
         : []),
@@ -351,6 +353,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
       // Files whose contents the bundle gets as variables: the CA key, each git key (0600 on the
       // bundle's tmpfs, never in the agent).
       fileSecretEnv: { [CA_KEY_ENV]: "ca/ca.key", ...gitKeyFiles(manifest.bottle) },
+      healthPort: init.healthPort,
       configDir: "bundle",
       auditDir: "audit",
       auditMount: AUDIT_DIR,

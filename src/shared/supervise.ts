@@ -150,6 +150,8 @@ export function parseDecision(text: string, file: string): Decision {
 }
 
 export const SUPERVISE_PORT = 9100;
+/** The path supervise answers 200 on while it works: init probes it (GET, loopback). */
+export const SUPERVISE_HEALTH_PATH = "/health";
 export const SUPERVISE_CONFIG_PATH = "/etc/bot-bottle/supervise.json";
 /** The folder (in the bundle's read-only config) the host writes decisions into. */
 export const DECISIONS_DIR = "/etc/bot-bottle/decisions";

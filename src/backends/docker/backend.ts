@@ -12,6 +12,7 @@ import { writeFileAtomic } from "../../state/files.js";
 import type {
   Backend,
   BundleEvent,
+  BundleHealth,
   Check,
   LaunchOptions,
   LogOptions,
@@ -24,6 +25,7 @@ import { ensurePlanImages } from "./user-image.js";
 import { dockerChecks } from "./checks.js";
 import type { DockerCli } from "./cli.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
+import { inspectHealth } from "./health.js";
 import { containerOf, dockerResources } from "./resources.js";
 import { waitForEvent } from "./wait.js";
 import { bundleReady, createNetwork, labelFlags, launchFailure, startBundle } from "./bundle.js";
@@ -240,6 +242,11 @@ export class DockerBackend implements Backend {
       ),
     );
     return [];
+  }
+
+  bundleHealth(resources: readonly Resource[]): Promise<BundleHealth | undefined> {
+    const bundle = containerOf(resources, "bundle");
+    return bundle ? inspectHealth(this.docker, bundle.name) : Promise.resolve(undefined);
   }
 
   async signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void> {

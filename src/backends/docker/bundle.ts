@@ -10,6 +10,7 @@ import { CommandFailedError } from "../../exec/run.js";
 import type { BottlePlan, NetworkPlan } from "../plan.js";
 import { envFlags } from "./bottle.js";
 import type { DockerCli } from "./cli.js";
+import { healthFlags } from "./health.js";
 import { ReadinessError, waitForEvent } from "./wait.js";
 
 export const BUNDLE_READY_DEADLINE_MS = 15_000;
@@ -38,8 +39,8 @@ export function labelFlags(labels: Record<string, string>): string[] {
 
 /**
  * Runs the bundle on `network` (and the bottle's extra networks), with its secrets by name on
- * argv and by value in docker's own environment; `publish` lists container ports to publish on
- * random 127.0.0.1 ports.
+ * argv and by value in docker's own environment and the engine checking init's health;
+ * `publish` lists container ports to publish on random 127.0.0.1 ports.
  */
 export async function startBundle(
   docker: DockerCli,
@@ -82,6 +83,7 @@ export async function startBundle(
       ...(b.mirrorDir && b.mirrorMount
         ? ["--volume", `${join(plan.stateDir, b.mirrorDir)}:${b.mirrorMount}`]
         : []),
+      ...healthFlags(b.healthPort, docker.env),
       ...envFlags(b.env),
       // Secrets: name only on argv; docker reads the value from its own environment.
       ...Object.keys(secrets).flatMap((name) => ["--env", name]),

@@ -2,6 +2,7 @@
 import { LABELS, type Role } from "../../shared/labels.js";
 import type { BackendName, Resource } from "../backend.js";
 import type { DockerCli } from "./cli.js";
+import { healthOfStatus } from "./health.js";
 
 const FIELDS = ["slug", "role", "stateDir", "agent", "bottle", "backend", "ports"] as const;
 const labelColumns = FIELDS.map((f) => `{{.Label "${LABELS[f]}"}}`).join("\t");
@@ -14,6 +15,7 @@ function parse(kind: "container" | "network", out: string): Resource[] {
       const [
         name = "",
         state = "",
+        status = "",
         created = "",
         slug = "",
         role = "",
@@ -23,6 +25,7 @@ function parse(kind: "container" | "network", out: string): Resource[] {
         backend = "",
         ports = "",
       ] = line.split("\t");
+      const health = healthOfStatus(status);
       return {
         kind,
         name,
@@ -35,6 +38,7 @@ function parse(kind: "container" | "network", out: string): Resource[] {
         bottle,
         backend: (backend || "docker") as BackendName,
         ...(ports ? { ports: parsePorts(ports) } : {}),
+        ...(health ? { health } : {}),
       };
     });
 }
@@ -76,14 +80,14 @@ async function listResources(docker: DockerCli, slug?: string): Promise<Resource
       "-a",
       ...filter,
       "--format",
-      `{{.Names}}\t{{.State}}\t{{.CreatedAt}}\t${labelColumns}`,
+      `{{.Names}}\t{{.State}}\t{{.Status}}\t{{.CreatedAt}}\t${labelColumns}`,
     ]),
     docker.run([
       "network",
       "ls",
       ...filter,
       "--format",
-      `{{.Name}}\t-\t{{.CreatedAt}}\t${labelColumns}`,
+      `{{.Name}}\t-\t-\t{{.CreatedAt}}\t${labelColumns}`,
     ]),
   ]);
   return [...parse("container", containers.stdout), ...parse("network", networks.stdout)];

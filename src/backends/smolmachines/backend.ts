@@ -17,7 +17,14 @@ import { LABELS, type Role } from "../../shared/labels.js";
 import type { LogLine } from "../../shared/logs.js";
 import type { Progress } from "../../shared/progress.js";
 import { cacheRoot } from "../../state/paths.js";
-import type { Backend, BundleEvent, LaunchOptions, LogOptions, Resource } from "../backend.js";
+import type {
+  Backend,
+  BundleEvent,
+  BundleHealth,
+  LaunchOptions,
+  LogOptions,
+  Resource,
+} from "../backend.js";
 import { withBundleAddresses, type BottlePlan } from "../plan.js";
 import { DockerBackend } from "../docker/backend.js";
 import { ensurePlanImages } from "../docker/user-image.js";
@@ -286,6 +293,11 @@ export class SmolBackend implements Backend {
       resources.filter((r) => r.kind !== "machine"),
       options,
     );
+  }
+
+  /** The bundle is a container here too, with the same health check. */
+  bundleHealth(resources: readonly Resource[]): Promise<BundleHealth | undefined> {
+    return this.containers.bundleHealth(resources);
   }
 
   signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void> {

@@ -1,13 +1,13 @@
 /**
  * bot-bottle's init: PID 1 of the sidecar bundle. Reads the plan's init config, supervises the
- * daemons, forwards SIGHUP, stops on SIGTERM within a deadline, and serves GET /health on
- * loopback only (the agent cannot reach it).
+ * daemons (and probes those that declare a probe), forwards SIGHUP, stops on SIGTERM within a
+ * deadline, and serves GET /health on loopback only (the agent cannot reach it).
  */
 import { readFileSync, writeSync } from "node:fs";
-import { createServer } from "node:http";
 import { ConfigFileError } from "../../shared/config-file.js";
 import { INIT_CONFIG_PATH, parseInitConfig, type InitConfig } from "../../shared/init-config.js";
 import { createLogger } from "../log.js";
+import { healthEndpoint } from "./endpoint.js";
 import { Supervisor } from "./supervisor.js";
 
 const configPath = process.env["BOT_BOTTLE_INIT_CONFIG"] ?? INIT_CONFIG_PATH;
@@ -34,13 +34,7 @@ const config = readConfig();
 const log = createLogger(config.slug, "init");
 const supervisor = new Supervisor(config, log);
 
-const health = createServer((req, res) => {
-  const status = supervisor.status();
-  res.writeHead(req.url === "/health" ? (status.ready ? 200 : 503) : 404, {
-    "content-type": "application/json",
-  });
-  res.end(JSON.stringify(status));
-});
+const health = healthEndpoint(() => supervisor.status());
 health.listen(config.healthPort, "127.0.0.1");
 
 let stopping = false;

@@ -1,14 +1,20 @@
 /**
  * The bundle's PID 1 logic: start the daemons a plan lists, restart one that exits (with backoff
- * and a log line), forward SIGHUP to those that reload, stop them all within a deadline, and say
- * whether every daemon is up. Runs inside the sidecar bundle.
+ * and a log line), probe those that declare a probe, forward SIGHUP to those that reload, stop
+ * them all within a deadline, and say whether every daemon is up and answering. Runs inside the
+ * sidecar bundle.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
-import type { DaemonSpec, InitConfig } from "../../shared/init-config.js";
+import type {
+  DaemonSpec,
+  DaemonState,
+  DaemonStatus,
+  InitConfig,
+  InitStatus,
+} from "../../shared/init-config.js";
 import type { Logger } from "../log.js";
-
-export type DaemonState = "starting" | "ready" | "backoff" | "stopped";
+import { PROBE_TIMING, probeDaemon, type ProbeTiming } from "./probe.js";
 
 interface Daemon {
   spec: DaemonSpec;
@@ -18,13 +24,8 @@ interface Daemon {
   startedAt: number;
   failures: number;
   timer: NodeJS.Timeout | undefined;
-}
-
-export interface DaemonStatus {
-  name: string;
-  state: DaemonState;
-  pid: number | undefined;
-  restarts: number;
+  /** A probed daemon that did not answer its last probe: since when (ms since the epoch). */
+  silentSince: number | undefined;
 }
 
 const BACKOFF_MIN_MS = 100;
@@ -47,11 +48,13 @@ export class Supervisor {
   private readonly daemons: Daemon[];
   private stopping = false;
   private announcedReady = false;
+  private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: InitConfig,
     private readonly log: Logger,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly probeTiming: ProbeTiming = PROBE_TIMING,
   ) {
     this.daemons = config.daemons.map((spec) => ({
       spec,
@@ -61,21 +64,30 @@ export class Supervisor {
       startedAt: 0,
       failures: 0,
       timer: undefined,
+      silentSince: undefined,
     }));
   }
 
   start(): void {
     for (const d of this.daemons) this.spawn(d);
+    if (this.daemons.some((d) => d.spec.probe)) this.scheduleProbes();
   }
 
-  status(): { ready: boolean; daemons: DaemonStatus[] } {
-    const daemons = this.daemons.map((d) => ({
+  status(): InitStatus {
+    const daemons: DaemonStatus[] = this.daemons.map((d) => ({
       name: d.spec.name,
       state: d.state,
-      pid: d.child?.pid,
+      ...(d.child?.pid !== undefined ? { pid: d.child.pid } : {}),
       restarts: d.restarts,
+      ...(d.spec.probe ? { answering: d.silentSince === undefined } : {}),
+      ...(d.silentSince !== undefined
+        ? { silentSince: new Date(d.silentSince).toISOString() }
+        : {}),
     }));
-    return { ready: daemons.every((d) => d.state === "ready"), daemons };
+    return {
+      ready: daemons.every((d) => d.state === "ready" && d.answering !== false),
+      daemons,
+    };
   }
 
   reload(): void {
@@ -90,6 +102,7 @@ export class Supervisor {
   /** SIGTERM to every daemon, SIGKILL to any still running after the grace period. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.probeTimer);
     this.log("stopping", "stopping daemons");
     const running = this.daemons.filter((d) => {
       clearTimeout(d.timer);
@@ -120,6 +133,43 @@ export class Supervisor {
     );
     for (const d of this.daemons) d.state = "stopped";
     this.log("stopped", "all daemons stopped");
+  }
+
+  /** Probes the ready daemons that declare a probe, then waits an interval and does it again. */
+  private scheduleProbes(): void {
+    this.probeTimer = setTimeout(() => {
+      const probed = this.daemons.filter((d) => d.spec.probe && d.state === "ready");
+      void Promise.all(probed.map((d) => this.probe(d))).then(() => {
+        if (!this.stopping) this.scheduleProbes();
+      });
+    }, this.probeTiming.intervalMs);
+  }
+
+  /** One probe; logged only when the daemon stops answering and when it answers again. */
+  private async probe(d: Daemon): Promise<void> {
+    const probe = d.spec.probe;
+    if (!probe) return;
+    const child = d.child;
+    const sent = Date.now();
+    const failure = await probeDaemon(probe, this.probeTiming.timeoutMs);
+    // A daemon that exited meanwhile is init's to restart; its probe says nothing more.
+    if (this.stopping || d.child !== child || d.state !== "ready") return;
+    const what = `GET ${probe.path} on :${probe.port}`;
+    if (failure === undefined && d.silentSince !== undefined) {
+      const seconds = Math.round((Date.now() - d.silentSince) / 1000);
+      d.silentSince = undefined;
+      this.log("daemon-answering", `${d.spec.name} answers ${what} again, after ${seconds} s`, {
+        daemon: d.spec.name,
+        port: probe.port,
+      });
+    } else if (failure !== undefined && d.silentSince === undefined) {
+      d.silentSince = sent;
+      this.log(
+        "daemon-silent",
+        `${d.spec.name} does not answer ${what} (${failure}): the bundle reports not ready until it does`,
+        { daemon: d.spec.name, port: probe.port, reason: failure },
+      );
+    }
   }
 
   private spawn(d: Daemon): void {

@@ -19,7 +19,11 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { SUPERVISE_AUDIT_FILE, type SuperviseConfig } from "../../shared/supervise.js";
+import {
+  SUPERVISE_AUDIT_FILE,
+  SUPERVISE_HEALTH_PATH,
+  type SuperviseConfig,
+} from "../../shared/supervise.js";
 import { visible } from "../../shared/visible.js";
 import { listenOn } from "../listen.js";
 import { createLogger, type Logger } from "../log.js";
@@ -169,7 +173,7 @@ export async function startSupervise(options: SuperviseOptions): Promise<Supervi
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0];
-    if (path === "/health" && (req.method === "GET" || req.method === "HEAD")) {
+    if (path === SUPERVISE_HEALTH_PATH && (req.method === "GET" || req.method === "HEAD")) {
       send(res, 200, { ok: true });
       return;
     }

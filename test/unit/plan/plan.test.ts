@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { newId, planBottle } from "../../../src/plan/plan.js";
+import { parseInitConfig } from "../../../src/shared/init-config.js";
 import { describePlan, planNotes } from "../../../src/plan/summary.js";
 import { example, load, NO_PLUGINS } from "../../helpers/manifest.js";
 
@@ -106,6 +107,32 @@ describe("planning a bottle", () => {
       ],
     );
     assert.equal(plan.bundle.ports["supervise"], 9100);
+  });
+
+  test("has init probe supervise's health endpoint, and no daemon that has none", () => {
+    const plan = planBottle(manifest().select("probe"), input);
+    const init = parseInitConfig(plan.files["bundle/init.json"] ?? "", "init.json");
+    assert.deepEqual(
+      init.daemons.map((d) => [d.name, d.probe]),
+      [
+        ["egress", undefined],
+        ["supervise", { port: 9100, path: "/health" }],
+      ],
+    );
+    assert.equal(plan.bundle.healthPort, init.healthPort);
+  });
+
+  test("probes nothing when the bottle turns supervise off", () => {
+    const plan = planBottle(
+      manifest((m) => (m.bottles.sandbox.supervise = false)).select("probe"),
+      input,
+    );
+    const init = parseInitConfig(plan.files["bundle/init.json"] ?? "", "init.json");
+    assert.deepEqual(
+      init.daemons.map((d) => d.name),
+      ["egress"],
+    );
+    assert.ok(init.daemons.every((d) => d.probe === undefined));
   });
 
   test("is pure: the same input gives the same plan", () => {

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ConfigFileError } from "../../../src/shared/config-file.js";
-import { parseInitConfig, type InitConfig } from "../../../src/shared/init-config.js";
+import {
+  parseInitConfig,
+  parseInitStatus,
+  type InitConfig,
+} from "../../../src/shared/init-config.js";
 
 const FILE = "/etc/bot-bottle/init.json";
 const SECRET = "sk-ant-api03-0123456789abcdefghijklmnopqrstuvwxyz";
@@ -66,5 +70,75 @@ describe("the init config, parsed by the bundle's init", () => {
     assert.deepEqual(paths(err), ["daemons[0].command", "daemons[0].reload", "stopGraceMs"]);
     assert.match(err.message, /daemons\[0\]\.command must have at least one entry/);
     assert.match(err.message, /stopGraceMs is missing/);
+  });
+
+  test("accepts a daemon's probe: a loopback port and a path", () => {
+    const probed: InitConfig = {
+      ...valid,
+      daemons: [
+        {
+          name: "supervise",
+          command: ["node", "/opt/bot-bottle/sidecars/supervise/main.js"],
+          port: 9100,
+          reload: false,
+          probe: { port: 9100, path: "/health" },
+        },
+      ],
+    };
+    assert.deepEqual(parseInitConfig(JSON.stringify(probed), FILE), probed);
+  });
+
+  test("refuses a probe with no path, a path that is not one, a bad port or an unknown key", () => {
+    const daemon = { name: "supervise", command: ["node"], reload: false };
+    const err = refusal({
+      ...valid,
+      daemons: [
+        { ...daemon, probe: { port: 9100 } },
+        { ...daemon, probe: { port: 9100, path: "health" } },
+        { ...daemon, probe: { port: 70000, path: "/health" } },
+        { ...daemon, probe: { port: 9100, path: "/health", timeoutMs: 5 } },
+      ],
+    });
+    assert.deepEqual(paths(err), [
+      "daemons[0].probe.path",
+      "daemons[1].probe.path",
+      "daemons[2].probe.port",
+      "daemons[3].probe.timeoutMs",
+    ]);
+    assert.match(err.message, /daemons\[0\]\.probe\.path is missing/);
+    assert.match(err.message, /daemons\[1\]\.probe\.path must be a path such as "\/health"/);
+    assert.match(err.message, /daemons\[2\]\.probe\.port must be at most 65535/);
+    assert.match(err.message, /daemons\[3\]\.probe\.timeoutMs is not a known field/);
+  });
+});
+
+describe("init's status report, read back by the host", () => {
+  test("parses a report naming a daemon that does not answer", () => {
+    const report = {
+      ready: false,
+      daemons: [
+        { name: "egress", state: "ready", pid: 12, restarts: 0 },
+        {
+          name: "supervise",
+          state: "ready",
+          pid: 13,
+          restarts: 0,
+          answering: false,
+          silentSince: "2025-06-01T12:00:00.000Z",
+        },
+      ],
+    };
+    assert.deepEqual(parseInitStatus(JSON.stringify(report), "check"), report);
+  });
+
+  test("refuses what is not a report", () => {
+    assert.throws(
+      () => parseInitStatus("init did not answer GET /health within 3 s", "check"),
+      /check is not a valid init status report: \(top level\) is not JSON/,
+    );
+    assert.throws(
+      () => parseInitStatus(JSON.stringify({ ready: "yes", daemons: [] }), "check"),
+      /ready must be true or false/,
+    );
   });
 });
