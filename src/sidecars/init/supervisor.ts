@@ -1,8 +1,8 @@
 /**
  * The bundle's PID 1 logic: start the daemons a plan lists, restart one that exits (with backoff
- * and a log line), probe those that declare a probe, forward SIGHUP to those that reload, stop
- * them all within a deadline, and say whether every daemon is up and answering. Runs inside the
- * sidecar bundle.
+ * and a log line), probe those that declare a probe, forward SIGHUP to those that reload, start
+ * the daemons a re-read config adds, stop them all within a deadline, and say whether every
+ * daemon is up and answering. Runs inside the sidecar bundle.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
@@ -14,6 +14,7 @@ import type {
   InitStatus,
 } from "../../shared/init-config.js";
 import type { Logger } from "../log.js";
+import { addedDaemons } from "./added.js";
 import { PROBE_TIMING, probeDaemon, type ProbeTiming } from "./probe.js";
 
 interface Daemon {
@@ -32,6 +33,20 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 /** A daemon that ran this long before exiting starts again from the shortest backoff. */
 const STABLE_MS = 10_000;
+
+/** A daemon init has yet to start. */
+function fresh(spec: DaemonSpec): Daemon {
+  return {
+    spec,
+    child: undefined,
+    state: "starting",
+    restarts: 0,
+    startedAt: 0,
+    failures: 0,
+    timer: undefined,
+    silentSince: undefined,
+  };
+}
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -56,16 +71,7 @@ export class Supervisor {
     private readonly env: NodeJS.ProcessEnv = process.env,
     private readonly probeTiming: ProbeTiming = PROBE_TIMING,
   ) {
-    this.daemons = config.daemons.map((spec) => ({
-      spec,
-      child: undefined,
-      state: "starting",
-      restarts: 0,
-      startedAt: 0,
-      failures: 0,
-      timer: undefined,
-      silentSince: undefined,
-    }));
+    this.daemons = config.daemons.map(fresh);
   }
 
   start(): void {
@@ -97,6 +103,35 @@ export class Supervisor {
         this.log("reload", `sent SIGHUP to ${d.spec.name}`, { daemon: d.spec.name });
       }
     }
+  }
+
+  /**
+   * Starts the daemons `listed` names (the daemons of a re-read init config) that init does not
+   * run, each with a `daemon-added` event, supervised as those it booted with: restarted when they
+   * die, probed if they declare a probe, counted in status(). A daemon init runs already is left as
+   * it is, even if its spec in `listed` changed: it is not restarted (that would cut what it
+   * serves; a daemon that reloads does so on the SIGHUP reload() sends), and keeps, across its own
+   * restarts, the spec it started with. A daemon `listed` no longer names keeps running. Returns
+   * the names started.
+   */
+  add(listed: readonly DaemonSpec[]): string[] {
+    if (this.stopping) return [];
+    const added = addedDaemons(
+      this.daemons.map((d) => d.spec.name),
+      listed,
+    );
+    for (const spec of added) {
+      const d = fresh(spec);
+      this.daemons.push(d);
+      this.log("daemon-added", `${spec.name} is new in the init config; starting it`, {
+        daemon: spec.name,
+        ...(spec.port !== undefined ? { port: spec.port } : {}),
+      });
+      this.spawn(d);
+    }
+    // The probe loop runs from start() only when a boot-time daemon declared a probe.
+    if (this.probeTimer === undefined && added.some((s) => s.probe)) this.scheduleProbes();
+    return added.map((s) => s.name);
   }
 
   /** SIGTERM to every daemon, SIGKILL to any still running after the grace period. */
