@@ -157,6 +157,9 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
   await run("cp", ["-a", bare, plain]);
   for (const f of await readdir(join(plain, "objects", "pack")))
     if (f.endsWith(".bitmap")) await rm(join(plain, "objects", "pack", f));
+  // A writable copy the baseline daemon takes pushes into: git's own receive, with no hook.
+  const sink = join(t.dir, "sink.git");
+  await run("cp", ["-a", bare, sink]);
   await run("docker", ["cp", bare, `${upstream.container}:/srv/git/big.git`]);
   await upstream.exec(["chown", "-R", "git:git", "/srv/git/big.git"], "root");
 
@@ -170,12 +173,18 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
     `${bare}:/srv/daemon/big.git:ro`,
     "--volume",
     `${plain}:/srv/daemon/plain.git:ro`,
+    "--volume",
+    `${sink}:/srv/daemon/sink.git`,
     "--entrypoint",
     "git",
     GIT_UPSTREAM_IMAGE,
     "-c",
     "safe.directory=*",
+    // As the gate's mirrors: every pushed object checked.
+    "-c",
+    "receive.fsckObjects=true",
     "daemon",
+    "--enable=receive-pack",
     "--reuseaddr",
     "--listen=0.0.0.0",
     "--base-path=/srv/daemon",
@@ -320,7 +329,7 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
   // --- 2. push --------------------------------------------------------------------------------
   // Each side pushes its own branch (created by the warm-up push), so neither makes the other's
   // push stale; each push is one new commit changing one file.
-  const push = { gate: [] as number[], direct: [] as number[] };
+  const push = { gate: [] as number[], direct: [] as number[], sink: [] as number[] };
   await inAgent(
     `rm -rf ~/w && git clone -q ${UPSTREAM} ~/w && cd ~/w && git checkout -qb bench-gate && echo 0 > gate.txt && git add gate.txt && git commit -qm warm`,
     "git push -q origin HEAD:refs/heads/bench-gate",
@@ -336,13 +345,19 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
         "git push -q origin HEAD:refs/heads/bench-gate",
       ),
     );
-  const directPush = async (i: number) =>
+  const directPush = async (i: number) => {
     push.direct.push(
       await inClient(
         `cd /tmp/w && echo ${i} >> direct.txt && git commit -qam "bench ${i}"`,
         "git push -q origin HEAD:refs/heads/bench-direct",
       ),
     );
+    // The same commit into a bare repository over git daemon: the half of the gate's push that
+    // is git's own (the agent's push into the mirror), without the hook.
+    push.sink.push(
+      await inClient("", "git -C /tmp/w push -q git://daemon/sink.git HEAD:refs/heads/bench-sink"),
+    );
+  };
   for (let i = 0; i < RUNS; i++) {
     say(`push: run ${i + 1}/${RUNS}…`);
     for (const f of i % 2 === 0 ? [gatePush, directPush] : [directPush, gatePush]) await f(i + 1);
@@ -473,8 +488,16 @@ async function main(t: TestBottles, later: (() => Promise<unknown>)[]): Promise<
   row("  for reference: one hook client's start (perl)", parts.hookStart);
   row("  for reference: gitleaks over one small file", parts.gitleaks);
   const dp = row("baseline: git push over SSH straight to the upstream", push.direct);
+  const sp = row(
+    "for reference: the same push over git daemon, no hook (git's own receive)",
+    push.sink,
+  );
   console.log(
     `  gate / baseline: ${(gp / dp).toFixed(2)}× at the median (target ≤ 2×); the gate adds ${s3(gp - dp)}`,
+  );
+  console.log(
+    `  a gate that receives a push and then forwards it pays both: git's own receive plus the ` +
+      `direct push is ${s3(sp + dp)}, ${((sp + dp) / dp).toFixed(2)}× the direct push before any check or scan`,
   );
 
   header(

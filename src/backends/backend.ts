@@ -156,6 +156,11 @@ export interface Backend {
   /** Sends a signal to the bottle's bundle (SIGHUP: reload its configuration). */
   signalBundle(resources: readonly Resource[], signal: "HUP"): Promise<void>;
   /**
+   * Writes a credential to `path` on the running bundle's private tmpfs, as the bundle's user,
+   * mode 0600, through the engine: it never lands in a host file and never reaches the agent.
+   */
+  writeBundleSecret(resources: readonly Resource[], path: string, value: string): Promise<void>;
+  /**
    * Waits, up to a deadline, for the bundle to log an event that matches (from `since`, an RFC
    * 3339 time). Fails with a message naming `what` and the last line the bundle wrote.
    */

@@ -190,29 +190,62 @@ export function registerRequests(program: Command, ctx: CliContext): void {
   program
     .command("approve")
     .description(
-      "approve a pending request for a route: add it to the running bottle (no restart) and tell the agent",
+      "approve a pending request for a route or a git repository: add it to the running bottle (no restart) and tell the agent",
     )
     .argument("<id>", "the request, as `bot-bottle requests` shows it")
     .option("--for <duration>", 'end the grant after this long, e.g. "30m", "2h"')
-    .option("--persist", "also add the route to the bottle's routes in its manifest")
-    .action(async (id: string, options: { for?: string; persist?: boolean }) => {
-      checkRequestId(id);
-      const r = await approveRequest({
-        env: ctx.env,
-        id,
-        backends: allBackends(ctx.env),
-        ...(options.for !== undefined ? { for: options.for } : {}),
-        persist: options.persist ?? false,
-      });
-      const lease =
-        r.until !== undefined && r.seconds !== undefined ? ` ${leaseText(r.seconds, r.until)}` : "";
-      writeLine(
-        ctx.stdout,
-        visible(
-          `approved ${r.id} (${r.slug}): ${r.decision.applied ?? ""}${lease}${options.persist ? "; added to the manifest" : ""}`,
-        ),
-      );
-    });
+    .option("--persist", "also add the route or repository to the bottle in its manifest")
+    .option(
+      "--host-key <key>",
+      'a git repository over SSH: the upstream\'s host key, "ssh-ed25519 AAAA…" (ssh-keyscan -t ed25519 HOST, checked against its fingerprint)',
+    )
+    .option(
+      "--key-file <path>",
+      "a git repository over SSH: the private key the gate signs in with (the agent never sees it)",
+    )
+    .option(
+      "--token-env <name>",
+      "a git repository over HTTPS: the variable of this shell holding its token",
+    )
+    .option("--name <name>", "a git repository: its name in the bottle (git://git-gate/<name>.git)")
+    .action(
+      async (
+        id: string,
+        options: {
+          for?: string;
+          persist?: boolean;
+          hostKey?: string;
+          keyFile?: string;
+          tokenEnv?: string;
+          name?: string;
+        },
+      ) => {
+        checkRequestId(id);
+        const git = Object.fromEntries(
+          (["hostKey", "keyFile", "tokenEnv", "name"] as const).flatMap((k) =>
+            options[k] !== undefined ? [[k, options[k]]] : [],
+          ),
+        );
+        const r = await approveRequest({
+          env: ctx.env,
+          id,
+          backends: allBackends(ctx.env),
+          ...(options.for !== undefined ? { for: options.for } : {}),
+          persist: options.persist ?? false,
+          ...(Object.keys(git).length > 0 ? { git } : {}),
+        });
+        const lease =
+          r.until !== undefined && r.seconds !== undefined
+            ? ` ${leaseText(r.seconds, r.until)}`
+            : "";
+        writeLine(
+          ctx.stdout,
+          visible(
+            `approved ${r.id} (${r.slug}): ${r.decision.applied ?? ""}${lease}${options.persist ? "; added to the manifest" : ""}`,
+          ),
+        );
+      },
+    );
 
   program
     .command("deny")

@@ -2,7 +2,8 @@
  * An approved request, applied: the route the agent asked for is added to its running bottle's
  * proxy without a restart — marked with the request's id, and with its lease's end when the
  * operator gave one (`approve --for`), after which the proxy matches it no more. `--persist` also
- * writes it into the bottle's routes in the manifest, keeping the file's comments and layout.
+ * writes it into the bottle's routes in the manifest, keeping the file's comments and layout. A
+ * git repository is added to the bottle's git gate instead (git-grants.ts).
  */
 import { readFile } from "node:fs/promises";
 import { applyEdits, modify, parse } from "jsonc-parser";
@@ -15,6 +16,7 @@ import { writeFileAtomic } from "../state/files.js";
 import { readMetadata } from "../state/bottle-state.js";
 import { findBottle, NoSuchBottleError } from "./bottles.js";
 import { leaseHolds, loadRoutes, readRunningRoutes } from "./egress.js";
+import { grantGitRepo, type GitGrantOptions } from "./git-grants.js";
 import { join } from "node:path";
 
 type RouteRequest = Extract<RequestBody, { kind: "egress-route" }>;
@@ -67,12 +69,22 @@ export async function grantRequest(options: {
   id: string;
   until?: string;
   persist: boolean;
+  /** For a git repository request: what the operator supplies with the approval. */
+  git?: GitGrantOptions;
 }): Promise<string> {
   const { slug, stateDir, request, id } = options;
+  if (request.kind === "git-repo")
+    return grantGitRepo({ ...options, request, git: options.git ?? {} });
   if (request.kind !== "egress-route")
     throw new UsageError(
       `request ${id} is not for a route`,
-      "approve adds routes; answer questions with `bot-bottle answer ID TEXT`",
+      "approve adds routes and git repositories; answer questions with `bot-bottle answer ID TEXT`",
+    );
+  const extra = Object.keys(options.git ?? {});
+  if (extra.length > 0)
+    throw new UsageError(
+      `request ${id} is for a route: --host-key, --key-file, --token-env and --name are for a git repository request`,
+      `approve it without them: bot-bottle approve ${id}`,
     );
   // The bundle checked the request when the agent made it; what the host applies it checks again.
   const problem = grantProblem(request);

@@ -15,6 +15,7 @@ import { listStateDirs, readMetadata, type BottleMetadata } from "../state/bottl
 import { stateRoot } from "../state/paths.js";
 import { loadQueue, writeDecision, type QueueEntry } from "../state/queue.js";
 import { NoSuchBottleError } from "./bottles.js";
+import type { GitGrantOptions } from "./git-grants.js";
 import { grantRequest } from "./grants.js";
 
 /** A request and the bottle it came from. */
@@ -242,9 +243,9 @@ export function leaseSeconds(text: string): number {
 export type Grant = typeof grantRequest;
 
 /**
- * `bot-bottle approve ID [--for DURATION] [--persist]`: a route is added to the running bottle
- * (by `grant`), then the decision says what was added and until when. A question is answered, not
- * approved; a git upstream cannot be added to a running bottle yet.
+ * `bot-bottle approve ID [--for DURATION] [--persist]`: a route, or a git repository (with what
+ * the operator supplies for it: `git`), is added to the running bottle (by `grant`), then the
+ * decision says what was added and until when. A question is answered, not approved.
  */
 export async function approveRequest(options: {
   env: NodeJS.ProcessEnv;
@@ -252,6 +253,8 @@ export async function approveRequest(options: {
   backends: readonly Backend[];
   for?: string;
   persist?: boolean;
+  /** For a git repository request: its host key, key file or token variable, its name. */
+  git?: GitGrantOptions;
   now?: Date;
   grant?: Grant;
 }): Promise<Decided & { until?: string; seconds?: number }> {
@@ -267,10 +270,6 @@ export async function approveRequest(options: {
           `answer it: bot-bottle answer ${entry.id} TEXT`,
         );
       case "git-repo":
-        throw new RefusedError(
-          `request ${entry.id} of ${slug} asks for a git upstream: adding one to a running bottle is not served yet`,
-          `add the entry to bottles.${found.meta.bottle}.git in the manifest and start a new bottle; \`bot-bottle deny ${entry.id}\` tells the agent now`,
-        );
       case "egress-route":
         break;
     }
@@ -285,6 +284,7 @@ export async function approveRequest(options: {
       id: entry.id,
       ...(until !== undefined ? { until } : {}),
       persist: options.persist ?? false,
+      ...(options.git ? { git: options.git } : {}),
     });
     return { decision: "approve" as const, applied, ...(until !== undefined ? { until } : {}) };
   });

@@ -33,7 +33,16 @@ export function keyOf(line: string): string {
   return at < 0 ? line.trim() : words.slice(at, at + 2).join(" ");
 }
 
-function upstreamOf(entry: GitUpstream, index: number, slug: string): GitGateRepo["upstream"] {
+/**
+ * An entry's upstream as the gate dials it. `granted`: the operator handed its key or token over
+ * when approving it live (the gate finds them in its private home, not in a bundle variable).
+ */
+function upstreamOf(
+  entry: GitUpstream,
+  index: number,
+  slug: string,
+  granted = false,
+): GitGateRepo["upstream"] {
   const parsed = parseGitUpstream(entry.upstream);
   if ("problem" in parsed) throw new Error(`git[${index}].upstream ${parsed.problem}`);
   if (parsed.kind === "ssh")
@@ -44,8 +53,9 @@ function upstreamOf(entry: GitUpstream, index: number, slug: string): GitGateRep
       port: parsed.port,
       path: parsed.path,
       knownHostKey: keyOf(entry.known_host_key ?? ""),
-      key:
-        entry.key?.provider === "gitea"
+      key: granted
+        ? { provider: "granted" }
+        : entry.key?.provider === "gitea"
           ? {
               provider: "gitea",
               apiUrl: entry.key.api_url,
@@ -63,7 +73,24 @@ function upstreamOf(entry: GitUpstream, index: number, slug: string): GitGateRep
     host: parsed.host,
     port: parsed.port,
     username: entry.username,
-    ...(entry.token_env ? { tokenEnv: entry.token_env } : {}),
+    ...(entry.token_env ? (granted ? { tokenGranted: true } : { tokenEnv: entry.token_env }) : {}),
+  };
+}
+
+/** A repository an operator approved for a running bottle, as its gate serves it. */
+export function grantedRepo(
+  entry: GitUpstream,
+  slug: string,
+  grant: string,
+  expires?: string,
+): GitGateRepo {
+  return {
+    name: entry.name,
+    upstream: upstreamOf(entry, 0, slug, true),
+    display: entry.upstream,
+    push: { refs: [...entry.push.refs], force: entry.push.force, delete: entry.push.delete },
+    grant,
+    ...(expires ? { expires } : {}),
   };
 }
 

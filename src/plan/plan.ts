@@ -18,6 +18,7 @@ import {
   BUNDLE_ROOT,
   HEALTH_PORT,
   INIT_CONFIG_PATH,
+  type DaemonSpec,
   type InitConfig,
 } from "../shared/init-config.js";
 import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
@@ -53,6 +54,17 @@ export const EGRESS_PORT = 9099;
 export const BUNDLE_UID = 10001;
 /** Names the agent reaches the bundle by, on the internal network. */
 export const BUNDLE_ALIASES = ["egress", "git-gate", "supervise"] as const;
+
+/**
+ * The git gate as init runs it: in the bundle from the start when the manifest declares
+ * repositories, added to a running one when an operator grants the first (SIGHUP reloads it).
+ */
+export const GIT_GATE_DAEMON: DaemonSpec = {
+  name: "git-gate",
+  command: ["node", `${BUNDLE_ROOT}/sidecars/git-gate/main.js`],
+  port: GIT_GATE_PORT,
+  reload: true,
+};
 
 export interface PlanInput {
   /** The random part of the slug: lower-case letters and digits. */
@@ -172,6 +184,9 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
   const superviseOn =
     manifest.bottle.supervise !== false &&
     (input.backend ?? manifest.bottle.backend) !== "smolmachines";
+  // A bottle whose agent may ask for a git repository (supervise) gets the gate's config and a
+  // folder for mirrors from the start; its daemon runs from the first repository on.
+  const gateReady = gate || superviseOn;
   const ports: Record<string, number> = {
     egress: EGRESS_PORT,
     ...(gate ? { "git-gate": GIT_GATE_PORT } : {}),
@@ -215,16 +230,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
         port: EGRESS_PORT,
         reload: true,
       },
-      ...(gate
-        ? [
-            {
-              name: "git-gate",
-              command: ["node", `${BUNDLE_ROOT}/sidecars/git-gate/main.js`],
-              port: GIT_GATE_PORT,
-              reload: false,
-            },
-          ]
-        : []),
+      ...(gate ? [GIT_GATE_DAEMON] : []),
       ...(superviseOn
         ? [
             {
@@ -357,7 +363,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
       configDir: "bundle",
       auditDir: "audit",
       auditMount: AUDIT_DIR,
-      ...(gate ? { mirrorDir: "git", mirrorMount: GIT_GATE_ROOT } : {}),
+      ...(gateReady ? { mirrorDir: "git", mirrorMount: GIT_GATE_ROOT } : {}),
       uid: BUNDLE_UID,
       extraNetworks: manifest.bottle.egress.network ? [manifest.bottle.egress.network] : [],
       ...(vm ? { interceptor: { port: INTERCEPT_PORT, tokenEnv: INTERCEPT_TOKEN_ENV } } : {}),
@@ -410,7 +416,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
               JSON.stringify(superviseConfigFor(manifest.bottle, slug, egress), null, 2) + "\n",
           }
         : {}),
-      ...(gate
+      ...(gateReady
         ? {
             "bundle/git-gate.json":
               JSON.stringify(

@@ -56,6 +56,9 @@ export const GitSshUpstreamSchema = z
           env: envName("the gate's SSH private key (OpenSSH or PEM text)"),
         }),
         z.strictObject({
+          provider: z.literal("granted"),
+        }),
+        z.strictObject({
           provider: z.literal("gitea"),
           apiUrl: z.string().min(1).describe("Base URL of the Gitea server."),
           repo: z.string().min(1).describe('The repository on it, "owner/name".'),
@@ -67,7 +70,7 @@ export const GitSshUpstreamSchema = z
         }),
       ])
       .describe(
-        "static: a key from the operator's file; gitea: a key pair the gate makes at start and registers as a deploy key (deleted at stop).",
+        "static: a key from the operator's file, in a bundle variable; granted: a key the operator handed over when approving the repository (`bot-bottle approve --key-file`), written into the gate's private home (grants/<name>.key); gitea: a key pair the gate makes at start and registers as a deploy key (deleted at stop).",
       ),
   })
   .describe("An SSH upstream, reached with the gate's key against exactly one host key.");
@@ -80,7 +83,15 @@ export const GitHttpsUpstreamSchema = z
     port: port.describe("The TLS port."),
     tokenEnv: envName("the token the gate authenticates with (as the HTTP password)")
       .optional()
-      .describe("Absent: the gate fetches anonymously (and a push is the upstream's to refuse)."),
+      .describe(
+        "Absent (and no granted token): the gate fetches anonymously (and a push is the upstream's to refuse).",
+      ),
+    tokenGranted: z
+      .literal(true)
+      .optional()
+      .describe(
+        "The token was handed over when the repository was approved (`bot-bottle approve --token-env`): the gate reads it from its private home (grants/<name>.token).",
+      ),
     username: z.string().min(1).describe("The HTTP user name sent with the token."),
   })
   .describe("An HTTPS upstream, authenticated with a token the agent never sees; TLS verified.");
@@ -96,6 +107,17 @@ export const GitGateRepoSchema = z
       .describe("Where the gate fetches from and forwards pushes to."),
     display: z.string().min(1).describe("The upstream as the manifest spells it, for messages."),
     push: GitPushPolicySchema,
+    grant: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("The supervise request an operator approved to add this repository live."),
+    expires: z.iso
+      .datetime()
+      .optional()
+      .describe(
+        "When the operator's grant ends (`approve --for`): from then on nothing is served.",
+      ),
   })
   .describe("One declared repository the gate mirrors.");
 
@@ -144,6 +166,12 @@ export const GitGateConfigSchema = z
       .optional()
       .describe("Extra CA certificates (PEM) trusted for HTTPS upstreams, as a bundle path."),
     limits: GitGateLimitsSchema,
+    generation: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Raised by each live change; the gate names it in its listen and reload events."),
   })
   .describe("What the git gate serves for one bottle.");
 
@@ -186,8 +214,10 @@ export const GitAuditRecordSchema = z
     time: z.iso.datetime().describe("When the decision was recorded (ISO 8601, UTC)."),
     repo: z.string().describe("The repository's name at the gate (as asked for, when undeclared)."),
     op: z
-      .enum(["fetch", "push", "connect"])
-      .describe('"fetch" (upload-pack), "push" (receive-pack), "connect" (refused before either).'),
+      .enum(["fetch", "push", "connect", "grant"])
+      .describe(
+        '"fetch" (upload-pack), "push" (receive-pack), "connect" (refused before either), "grant" (an operator\'s grant of the repository began or ended).',
+      ),
     decision: z.enum(["allow", "refuse"]).describe("Whether the operation went ahead."),
     tag: z
       .string()

@@ -253,6 +253,29 @@ export class DockerBackend implements Backend {
     await this.docker.run(["kill", "--signal", signal, this.bundleName(resources)]);
   }
 
+  async writeBundleSecret(
+    resources: readonly Resource[],
+    path: string,
+    value: string,
+  ): Promise<void> {
+    if (!path.startsWith("/tmp/") || path.includes("/../"))
+      throw new Error(`a bundle secret goes under /tmp, not ${path}`);
+    // The value comes on stdin; the path is an argument, never part of the script.
+    await this.docker.run(
+      [
+        "exec",
+        "--interactive",
+        this.bundleName(resources),
+        "sh",
+        "-c",
+        'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && mv -f "$1.tmp" "$1"',
+        "sh",
+        path,
+      ],
+      { input: value },
+    );
+  }
+
   bundleEvent(
     resources: readonly Resource[],
     match: (event: BundleEvent) => boolean,

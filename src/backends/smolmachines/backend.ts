@@ -304,6 +304,10 @@ export class SmolBackend implements Backend {
     return this.containers.signalBundle(resources, signal);
   }
 
+  writeBundleSecret(resources: readonly Resource[], path: string, value: string): Promise<void> {
+    return this.containers.writeBundleSecret(resources, path, value);
+  }
+
   bundleEvent(
     resources: readonly Resource[],
     match: (event: BundleEvent) => boolean,

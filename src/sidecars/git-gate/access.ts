@@ -5,7 +5,7 @@
  * was. A push (receive-pack) is let through to the pre-receive hook, which decides it. The first
  * line this prints is what the agent's git shows when the hook refuses.
  */
-import { audit, refresh, repoAt, withMirrorLock } from "./gate.js";
+import { audit, grantEnded, refresh, repoAt, withMirrorLock } from "./gate.js";
 import type { HookCall } from "./hooks.js";
 
 export async function access(call: HookCall): Promise<number> {
@@ -30,6 +30,18 @@ export async function access(call: HookCall): Promise<number> {
     return refuse(
       `${path} is not a repository of this bottle (declared: ${config.repos.map((r) => r.name).join(", ")})`,
     );
+  }
+  const ended = grantEnded(repo);
+  if (ended) {
+    audit({
+      repo: repo.name,
+      op: "connect",
+      decision: "refuse",
+      tag: "grant-ended",
+      reason: ended,
+      ms: Date.now() - started,
+    });
+    return refuse(ended);
   }
   if (service === "receive-pack") return 0;
   if (service !== "upload-pack") return refuse(`${service} is not served`);

@@ -4,13 +4,15 @@
  * The gate's git always runs with the operator's fixed config and never a system or user one, and
  * its SSH with a config of its own: one host alias per repository, pinned to exactly one host key.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   AUDIT_DIR,
   GIT_AUDIT_FILE,
   GIT_GATE_CONFIG_PATH,
+  GIT_GATE_HOME,
   GIT_GATE_ROOT,
+  gitGrantPath,
 } from "../../shared/bundle-paths.js";
 import type { GitAuditRecord, GitGateConfig, GitGateRepo } from "../../shared/git-gate-config.js";
 import { runCommand, type Ran } from "./process.js";
@@ -18,7 +20,7 @@ import { runCommand, type Ran } from "./process.js";
 export { runCommand, type Ran };
 
 /** The gate's own files on the bundle's tmpfs: git and SSH config, keys, SSH control sockets. */
-export const GATE_HOME = process.env["BOT_BOTTLE_GIT_GATE_HOME"] ?? "/tmp/git-gate";
+export const GATE_HOME = process.env["BOT_BOTTLE_GIT_GATE_HOME"] ?? GIT_GATE_HOME;
 export const MIRRORS = process.env["BOT_BOTTLE_GIT_GATE_ROOT"] ?? GIT_GATE_ROOT;
 export const CONFIG_PATH = process.env["BOT_BOTTLE_GIT_GATE_CONFIG"] ?? GIT_GATE_CONFIG_PATH;
 const AUDIT_PATH = join(process.env["BOT_BOTTLE_AUDIT_DIR"] ?? AUDIT_DIR, GIT_AUDIT_FILE);
@@ -26,6 +28,50 @@ const AUDIT_PATH = join(process.env["BOT_BOTTLE_AUDIT_DIR"] ?? AUDIT_DIR, GIT_AU
 /** The tree with no entries: attributes are read from it, so pushed .gitattributes count for nothing. */
 export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 export const ZERO = /^0+$/;
+
+/**
+ * Where a credential an operator handed over when granting a repository live lies: the gate's
+ * private home, written there by the host through the engine (never a host file, never the agent).
+ */
+export function grantFile(repo: Pick<GitGateRepo, "name">, kind: "key" | "token"): string {
+  return gitGrantPath(repo.name, kind, GATE_HOME);
+}
+
+/** A granted credential's text; a clear error when the host did not hand it over. */
+export function readGrant(
+  repo: Pick<GitGateRepo, "name">,
+  kind: "key" | "token",
+  what: string,
+): string {
+  try {
+    return readFileSync(grantFile(repo, kind), "utf8");
+  } catch {
+    throw new Error(`${what} granted for ${repo.name} is not in ${grantFile(repo, kind)}`);
+  }
+}
+
+/** The credentials operators granted, by a name for findings: a push carrying one is refused. */
+export function grantedSecrets(config: GitGateConfig): { name: string; value: string }[] {
+  return config.repos.flatMap((r) => {
+    const kinds: ("key" | "token")[] = [];
+    if (r.upstream.kind === "ssh" && r.upstream.key.provider === "granted") kinds.push("key");
+    if (r.upstream.kind === "https" && r.upstream.tokenGranted) kinds.push("token");
+    return kinds.flatMap((kind) => {
+      try {
+        const value = readFileSync(grantFile(r, kind), "utf8").trim();
+        return value ? [{ name: `the ${kind} granted for ${r.name}`, value }] : [];
+      } catch {
+        return [];
+      }
+    });
+  });
+}
+
+/** When an operator's grant of `repo` has ended, the sentence saying so; else undefined. */
+export function grantEnded(repo: GitGateRepo, now = Date.now()): string | undefined {
+  if (!repo.expires || Date.parse(repo.expires) > now) return undefined;
+  return `the operator's grant of ${repo.name} ended at ${repo.expires}: ask again (request_git_repo) if it is still needed`;
+}
 
 export function mirrorOf(repo: Pick<GitGateRepo, "name">): string {
   return join(MIRRORS, `${repo.name}.git`);

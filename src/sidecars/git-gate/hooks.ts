@@ -115,7 +115,8 @@ export function checkQuarantine(cwd: string, env: Record<string, string>): strin
  */
 export function serveHooks(
   path: string,
-  config: GitGateConfig,
+  /** What the gate serves at the moment a call comes (a reload may change it). */
+  config: () => GitGateConfig,
   handlers: Record<string, HookHandler>,
   onError: (message: string) => void,
 ): Promise<Server> {
@@ -170,7 +171,7 @@ export function serveHooks(
     let code = 1;
     try {
       code = await handler({
-        config,
+        config: config(),
         args: call.args,
         cwd: call.cwd,
         quarantine: call.env,

@@ -21,6 +21,8 @@ import {
   EMPTY_TREE,
   GATE_HOME,
   git,
+  grantFile,
+  readGrant,
   gitEnv,
   MIRRORS,
   mirrorOf,
@@ -32,7 +34,7 @@ import {
 import { access } from "./access.js";
 import { serveHooks } from "./hooks.js";
 import { preReceive } from "./pre-receive.js";
-import { runCommand, startDaemon } from "./process.js";
+import { runCommand, startDaemon, type ChildProcess } from "./process.js";
 
 type GiteaKey = Extract<
   Extract<GitGateRepo["upstream"], { kind: "ssh" }>["key"],
@@ -58,7 +60,8 @@ function readConfig(): GitGateConfig {
   }
 }
 
-const config = readConfig();
+/** What the gate serves now: replaced, whole, by a reload (SIGHUP) that succeeds. */
+let config = readConfig();
 const log = createLogger(config.slug, "git-gate");
 
 /** A config-file string value: git's quoting, so no value can open a section or a new key. */
@@ -108,16 +111,23 @@ function gitConfig(): string {
         .filter((r) => r.upstream.host === host)
         .map((r) => `\tcurloptResolve = ${quoted(`${host}:${r.upstream.port}:${ip}`)}`),
     ),
-    // An HTTPS upstream's token: read from the bundle's environment when git asks, never written.
-    ...https.flatMap((r) =>
-      r.upstream.kind === "https" && r.upstream.tokenEnv
+    // An HTTPS upstream's token: read when git asks, from the bundle's environment or, for one
+    // an operator granted, from the gate's private home; never written into this config.
+    ...https.flatMap((r) => {
+      if (r.upstream.kind !== "https") return [];
+      const value = r.upstream.tokenGranted
+        ? `"$(cat ${grantFile(r, "token")})"`
+        : r.upstream.tokenEnv
+          ? `"$${r.upstream.tokenEnv}"`
+          : undefined;
+      return value
         ? [
             `[credential ${quoted(remoteOf(r))}]`,
             `\tusername = ${quoted(r.upstream.username)}`,
-            `\thelper = ${quoted(`!f() { test "$1" = get && printf 'password=%s\\n' "$${r.upstream.tokenEnv}"; }; f`)}`,
+            `\thelper = ${quoted(`!f() { test "$1" = get && printf 'password=%s\\n' ${value}; }; f`)}`,
           ]
-        : [],
-    ),
+        : [];
+    }),
   ];
   return lines.join("\n") + "\n";
 }
@@ -181,9 +191,14 @@ async function writeKey(r: GitGateRepo): Promise<void> {
   if (r.upstream.kind !== "ssh") return;
   const file = join(GATE_HOME, "keys", r.name);
   const key = r.upstream.key;
-  if (key.provider === "static") {
-    const value = process.env[key.env];
-    if (!value) throw new Error(`${key.env} (the key for ${r.name}) is unset in the bundle`);
+  if (key.provider === "static" || key.provider === "granted") {
+    const value = key.provider === "static" ? process.env[key.env] : readGrant(r, "key", "the key");
+    if (!value)
+      throw new Error(
+        key.provider === "static"
+          ? `${key.env} (the key for ${r.name}) is unset in the bundle`
+          : `the key granted for ${r.name} is empty`,
+      );
     writeFileSync(file, value.endsWith("\n") ? value : value + "\n", { mode: 0o600 });
     return;
   }
@@ -235,12 +250,13 @@ async function prepareMirror(r: GitGateRepo): Promise<void> {
   writeFileSync(join(dir, "git-daemon-export-ok"), "");
 }
 
-async function prepare(): Promise<void> {
+/** Writes the gate's git and SSH config for what it serves now, and readies `repos`. */
+async function prepare(repos: readonly GitGateRepo[]): Promise<void> {
   for (const sub of ["", "keys", "known_hosts", "xdg"])
     mkdirSync(join(GATE_HOME, sub), { recursive: true, mode: 0o700 });
   writeFileSync(join(GATE_HOME, "gitconfig"), gitConfig(), { mode: 0o600 });
   writeFileSync(join(GATE_HOME, "ssh_config"), sshConfig(), { mode: 0o600 });
-  for (const r of config.repos) {
+  for (const r of repos) {
     if (r.upstream.kind !== "ssh") continue;
     await writeKey(r);
     writeFileSync(
@@ -250,14 +266,56 @@ async function prepare(): Promise<void> {
     );
   }
   mkdirSync(MIRRORS, { recursive: true });
-  await Promise.all(config.repos.map(prepareMirror));
+  await Promise.all(repos.map(prepareMirror));
 }
 
-async function serve(): Promise<void> {
-  await serveHooks(HOOK_SOCKET, config, { access, "pre-receive": preReceive }, (message) =>
-    log("hook-refused", message),
-  );
-  const daemon = startDaemon(
+/** The times grants end: each one's end is audited as it comes. */
+let grantTimers: NodeJS.Timeout[] = [];
+
+/** Audits the grants `next` begins (against `previous`), and schedules the audit of their ends. */
+function auditGrants(previous: GitGateConfig | undefined, next: GitGateConfig): void {
+  for (const t of grantTimers) clearTimeout(t);
+  grantTimers = [];
+  const before = new Map(previous?.repos.map((r) => [r.name, r]));
+  for (const r of next.repos) {
+    if (!r.grant) continue;
+    if (before.get(r.name)?.grant !== r.grant || before.get(r.name)?.expires !== r.expires)
+      audit({
+        repo: r.name,
+        op: "grant",
+        decision: "allow",
+        tag: "granted",
+        reason: `${r.display} granted by request ${r.grant}${r.expires ? ` until ${r.expires}` : ""}`,
+        ms: 0,
+      });
+    if (r.expires) {
+      const end = Date.parse(r.expires);
+      const ended = () =>
+        audit({
+          repo: r.name,
+          op: "grant",
+          decision: "refuse",
+          tag: "grant-ended",
+          reason: `the grant of ${r.display} (request ${r.grant}) ended at ${r.expires}`,
+          ms: 0,
+        });
+      const wait = (): void => {
+        const left = end - Date.now();
+        if (left <= 0) return ended();
+        grantTimers.push(setTimeout(wait, Math.min(left, 2 ** 31 - 1)));
+      };
+      if (end > Date.now()) wait();
+    }
+  }
+}
+
+/** The running git daemon; replaced when a reload changes what is served. */
+let daemon: ChildProcess | undefined;
+let stopping = false;
+
+/** Starts git daemon serving exactly the mirrors of what the gate serves now. */
+function startGitDaemon(): ChildProcess {
+  const child = startDaemon(
     [
       "git",
       "daemon",
@@ -275,12 +333,13 @@ async function serve(): Promise<void> {
       "--max-connections=32",
       "--init-timeout=30",
       "--timeout=600",
-      ...config.repos.map(mirrorOf),
+      // With --strict-paths only these exact folders are served (the root alone is no repository).
+      ...(config.repos.length > 0 ? config.repos.map(mirrorOf) : [MIRRORS]),
     ],
     { ...gitEnv(), BOT_BOTTLE_GIT_GATE_SOCKET: HOOK_SOCKET },
   );
-  daemon.stderr?.setEncoding("utf8");
-  daemon.stderr?.on("data", (text: string) => {
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (text: string) => {
     for (const raw of text.split("\n").filter((l) => l.trim())) {
       const line = raw.replace(/^\[\d+\] /, "");
       log("daemon", line);
@@ -300,21 +359,86 @@ async function serve(): Promise<void> {
         });
     }
   });
+  child.on("exit", (code, signal) => {
+    // A git daemon replaced by a reload ends here too; only the current one's end is the gate's.
+    if (child !== daemon) return;
+    log("exit", `git daemon ended (${signal ?? code})`);
+    process.exit(stopping ? 0 : (code ?? 1));
+  });
+  return child;
+}
+
+function serving(): string {
+  return config.repos.map((r) => `${r.name} (${r.display})`).join(", ") || "nothing";
+}
+
+async function serve(): Promise<void> {
+  await serveHooks(
+    HOOK_SOCKET,
+    () => config,
+    { access, "pre-receive": preReceive },
+    (message) => log("hook-refused", message),
+  );
+  daemon = startGitDaemon();
+  auditGrants(undefined, config);
   const stop = () => {
-    void removeDeployKeys().finally(() => daemon.kill("SIGTERM"));
+    stopping = true;
+    void removeDeployKeys().finally(() => daemon?.kill("SIGTERM"));
   };
   process.removeAllListeners("SIGTERM");
   process.removeAllListeners("SIGINT");
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
-  daemon.on("exit", (code, signal) => {
-    log("exit", `git daemon ended (${signal ?? code})`);
-    process.exit(code ?? 0);
+  let reloads = Promise.resolve();
+  process.on("SIGHUP", () => {
+    reloads = reloads.then(reload);
   });
-  log(
-    "listen",
-    `git gate serving ${config.repos.map((r) => `${r.name} (${r.display})`).join(", ") || "nothing"} on :${config.port}`,
-  );
+  log("listen", `git gate serving ${serving()} on :${config.port}`, {
+    generation: config.generation ?? 0,
+  });
+}
+
+/**
+ * SIGHUP: the config is read again and, when valid and every new repository is ready (its key,
+ * its pinned host key, its mirror), served from then on; git daemon is restarted only when the
+ * set of repositories changed (connections in flight finish on the old one). Otherwise the gate
+ * keeps serving what it served, and says why.
+ */
+async function reload(): Promise<void> {
+  const previous = config;
+  let next: GitGateConfig;
+  try {
+    next = parseGitGateConfig(readFileSync(CONFIG_PATH, "utf8"), CONFIG_PATH);
+  } catch (err) {
+    log("reload-failed", `${(err as Error).message}: still serving ${serving()}`);
+    return;
+  }
+  const had = new Set(previous.repos.map((r) => r.name));
+  const added = next.repos.filter((r) => !had.has(r.name));
+  config = next;
+  try {
+    await prepare(added);
+  } catch (err) {
+    config = previous;
+    await prepare([]).catch(() => undefined);
+    log("reload-failed", `${(err as Error).message}: still serving ${serving()}`, {
+      generation: next.generation ?? 0,
+    });
+    return;
+  }
+  auditGrants(previous, next);
+  const same =
+    next.repos.length === previous.repos.length && next.repos.every((r) => had.has(r.name));
+  if (!same) {
+    const old = daemon;
+    daemon = undefined;
+    old?.kill("SIGTERM");
+    await new Promise((r) => (old && old.exitCode === null ? old.once("exit", r) : r(undefined)));
+    daemon = startGitDaemon();
+  }
+  log("reload", `git gate serving ${serving()} on :${config.port}`, {
+    generation: config.generation ?? 0,
+  });
 }
 
 // Stopped while preparing: what was registered goes before the process does.
@@ -322,7 +446,7 @@ const early = () => void removeDeployKeys().finally(() => process.exit(0));
 process.on("SIGTERM", early);
 process.on("SIGINT", early);
 
-prepare()
+prepare(config.repos)
   .then(serve)
   .catch(async (err: unknown) => {
     log("start-failed", err instanceof Error ? err.message : String(err));

@@ -13,6 +13,8 @@ import {
   audit,
   git,
   gitEnv,
+  grantedSecrets,
+  grantEnded,
   MIRRORS,
   mirrorOf,
   reasonOf,
@@ -72,6 +74,13 @@ export async function preReceive(call: HookCall): Promise<number> {
     record({ decision: "refuse", tag: "undeclared", reason: "not declared" });
     return 1;
   }
+  // A grant that ended between the connection and now.
+  const ended = grantEnded(repo);
+  if (ended) {
+    say([`push refused: ${ended}`]);
+    record({ decision: "refuse", tag: "grant-ended", reason: ended });
+    return 1;
+  }
   const limits = config.limits;
   const dir = mirrorOf(repo);
   // The quarantine receive-pack set up, for the commands that must see the pushed objects.
@@ -102,10 +111,13 @@ export async function preReceive(call: HookCall): Promise<number> {
       return 1;
     }
 
-    const secrets = config.heldSecretEnv.flatMap((name) => {
-      const value = process.env[name];
-      return value ? [{ name, value }] : [];
-    });
+    const secrets = [
+      ...config.heldSecretEnv.flatMap((name) => {
+        const value = process.env[name];
+        return value ? [{ name, value }] : [];
+      }),
+      ...grantedSecrets(config),
+    ];
     const scanned = await scanPush({
       mirror: dir,
       updates,

@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 
+export type { ChildProcess };
+
 export interface Ran {
   code: number;
   stdout: string;

@@ -58,7 +58,7 @@ before(async () => {
   };
   server = await serveHooks(
     SOCKET,
-    CONFIG,
+    () => CONFIG,
     { "pre-receive": record, access: record },
     () => undefined,
   );

@@ -13,6 +13,7 @@ import {
   requestRecord,
   type FakeStateRoot,
 } from "../../helpers/request-queue.js";
+import { HOST_KEY } from "../../helpers/manifest.js";
 
 const ROUTE = "r-route00001";
 const QUESTION = "r-quest00001";
@@ -175,18 +176,25 @@ describe("bot-bottle requests, approve, deny, answer (a fabricated state dir, no
     assert.deepEqual(await decisions(s, "coder-abc123"), [`${QUESTION}.json`]);
   });
 
-  test("approve refuses a question (answer it) and a git upstream (not served yet), writing nothing", async () => {
+  test("approve refuses a question (answer it), and a git upstream without its pinned host key or key file, writing nothing", async () => {
     const q = capture(s.env);
     assert.equal(await run(["approve", QUESTION], q.ctx), 2);
     assert.match(q.err(), /request r-quest00001 of coder-abc123 is a question/);
     assert.match(q.err(), /hint: answer it: bot-bottle answer r-quest00001 TEXT/);
     const g = capture(s.env);
     assert.equal(await run(["approve", REPO], g.ctx), 2);
+    assert.match(g.err(), /--host-key is missing — an SSH upstream needs its host key pinned/);
+    assert.match(g.err(), /hint: an SSH upstream needs --host-key "ssh-ed25519 AAAA…"/);
+    assert.doesNotMatch(g.err(), STACK_LINE);
+    const k = capture(s.env);
+    assert.equal(await run(["approve", REPO, "--host-key", HOST_KEY], k.ctx), 2);
+    assert.match(k.err(), /--key-file is missing/);
+    const r = capture(s.env);
+    assert.equal(await run(["approve", ROUTE, "--name", "x"], r.ctx), 2);
     assert.match(
-      g.err(),
-      /asks for a git upstream: adding one to a running bottle is not served yet/,
+      r.err(),
+      /is for a route: --host-key, --key-file, --token-env and --name are for a git repository request/,
     );
-    assert.match(g.err(), /hint: add the entry to bottles\.dev\.git in the manifest/);
     assert.deepEqual(await decisions(s, "coder-abc123"), []);
   });
 

@@ -15,11 +15,15 @@ const input = {
   workspaceOwner: { uid: 1000, gid: 1000, mode: 0o40755 },
 };
 
-function gated(git: unknown[], egress: Record<string, unknown> = {}) {
+function gated(
+  git: unknown[],
+  egress: Record<string, unknown> = {},
+  more: Record<string, unknown> = {},
+) {
   return load(
     {
       agents: { coder: { template: "shell", bottle: "dev" } },
-      bottles: { dev: { git, egress } },
+      bottles: { dev: { git, egress, ...more } },
     },
     undefined,
     "/p/bot-bottle.json",
@@ -94,11 +98,21 @@ describe("planning the git gate", () => {
     assert.ok(config.heldSecretEnv.includes("GIT_TOKEN"));
   });
 
-  test("no git entries: no gate, no mirrors, no rewrites", () => {
+  test("no git entries: no gate daemon, no rewrites; with supervise, an empty gate config and a mirrors folder for a grant", () => {
     const plan = planBottle(gated([]), input);
-    assert.equal(plan.files["bundle/git-gate.json"], undefined);
     assert.equal(plan.bundle.ports["git-gate"], undefined);
     assert.equal(plan.agentContainer.provision.gitUrls, undefined);
+    const init = JSON.parse(plan.files["bundle/init.json"] ?? "{}") as {
+      daemons: { name: string }[];
+    };
+    assert.ok(!init.daemons.some((d) => d.name === "git-gate"));
+    const gate = JSON.parse(plan.files["bundle/git-gate.json"] ?? "{}") as { repos: unknown[] };
+    assert.deepEqual(gate.repos, []);
+    assert.equal(plan.bundle.mirrorDir, "git");
+
+    const closed = planBottle(gated([], {}, { supervise: false }), input);
+    assert.equal(closed.files["bundle/git-gate.json"], undefined);
+    assert.equal(closed.bundle.mirrorDir, undefined);
   });
 
   test("a pinned key given as a known_hosts line keeps only its type and key", () => {
