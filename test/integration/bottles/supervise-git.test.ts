@@ -14,9 +14,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../../src/exec/run.js";
 import { parseGitAuditRecord, type GitAuditRecord } from "../../../src/shared/git-gate-config.js";
 import { TestBottles } from "../../helpers/bottles.js";
+import { callTool, installMcpClient, requestIdOf } from "../../helpers/supervise.js";
 import { startGitUpstream, type GitUpstream } from "../../helpers/git-upstream.js";
 
-const MCP = "http://supervise:9100/mcp";
 const HOST = "git.upstream.test";
 const UPSTREAM = `git@${HOST}:app.git`;
 const LEASE_SECONDS = 25;
@@ -31,15 +31,9 @@ describe(
     let upstream: GitUpstream;
     let slug = "";
 
-    const call = async (tool: string, args: Record<string, unknown> = {}): Promise<string> => {
-      const r = await t.cli(
-        ["exec", slug, "--", "node", "/tmp/mcp-call.mjs", MCP, tool, JSON.stringify(args)],
-        120_000,
-      );
-      assert.equal(r.code, 0, `${tool}: ${r.stderr}`);
-      return r.stdout.trim();
-    };
-    const idOf = (result: string) => /\b(r-[a-z0-9]{10})\b/.exec(result)?.[1] ?? "";
+    const call = (tool: string, args: Record<string, unknown> = {}) =>
+      callTool(t, slug, tool, args);
+    const idOf = requestIdOf;
     const auditLines = async (): Promise<GitAuditRecord[]> =>
       (
         await readFile(
@@ -81,12 +75,7 @@ describe(
         }),
       );
       slug = await t.start(agent);
-      const script = await readFile(join(import.meta.dirname, "../../fixtures/mcp-call.mjs"));
-      const copied = await t.sh(
-        slug,
-        `echo ${script.toString("base64")} | base64 -d > /tmp/mcp-call.mjs`,
-      );
-      assert.equal(copied.code, 0, copied.stderr);
+      await installMcpClient(t, slug);
     });
 
     after(() => (process.env["KEEP"] ? undefined : t.teardown()));

@@ -14,10 +14,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../../src/exec/run.js";
 import { parseSuperviseRecord, type SuperviseRecord } from "../../../src/shared/supervise.js";
 import { TestBottles } from "../../helpers/bottles.js";
+import {
+  callTool,
+  installMcpClient,
+  listTools,
+  requestIdOf,
+  SUPERVISE_MCP,
+} from "../../helpers/supervise.js";
 import { fakeModelCerts, type FakeModel } from "../../helpers/fake-model.js";
 
 const ANTHROPIC_KEY = `sk-ant-api03-${randomBytes(60).toString("base64url")}AA`;
-const MCP = "http://supervise:9100/mcp";
 const NEW_HOST = "new.example.test";
 
 const t = new TestBottles();
@@ -32,14 +38,8 @@ describe(
     let slug = "";
 
     /** A tool call from inside the bottle, through the MCP client fixture; its one-line result. */
-    const call = async (tool: string, args: Record<string, unknown> = {}): Promise<string> => {
-      const r = await t.cli(
-        ["exec", slug, "--", "node", "/tmp/mcp-call.mjs", MCP, tool, JSON.stringify(args)],
-        120_000,
-      );
-      assert.equal(r.code, 0, `${tool}: ${r.stderr}`);
-      return r.stdout.trim();
-    };
+    const call = (tool: string, args: Record<string, unknown> = {}) =>
+      callTool(t, slug, tool, args);
 
     /** curl from inside: the HTTP status and the proxy's refusal tag, if it refused. */
     const curl = async (host: string): Promise<{ status: string; tag: string }> => {
@@ -64,7 +64,7 @@ describe(
         .filter(Boolean)
         .map((l) => parseSuperviseRecord(l, "supervise.jsonl"));
 
-    const idOf = (result: string) => /\b(r-[a-z0-9]{10})\b/.exec(result)?.[1] ?? "";
+    const idOf = requestIdOf;
 
     before(async () => {
       await t.setup({});
@@ -94,20 +94,13 @@ describe(
       );
       t.env = { ...t.env, ANTHROPIC_API_KEY: ANTHROPIC_KEY };
       slug = await t.start(agent);
-      const script = await readFile(join(import.meta.dirname, "../../fixtures/mcp-call.mjs"));
-      const copied = await t.sh(
-        slug,
-        `echo ${script.toString("base64")} | base64 -d > /tmp/mcp-call.mjs`,
-      );
-      assert.equal(copied.code, 0, copied.stderr);
+      await installMcpClient(t, slug);
     });
 
     after(() => (process.env["KEEP"] ? undefined : t.teardown()));
 
     test("the agent's MCP server lists the four tools", async () => {
-      const r = await t.cli(["exec", slug, "--", "node", "/tmp/mcp-call.mjs", MCP, "--list"]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(r.stdout.trim().split("\n").sort(), [
+      assert.deepEqual((await listTools(t, slug)).sort(), [
         "ask_operator",
         "request_egress_route",
         "request_git_repo",
@@ -204,7 +197,7 @@ describe(
       assert.match(look.stdout, /No such file or directory/);
       const forged = await t.sh(
         slug,
-        `curl -s -m 5 -X POST -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"approve","arguments":{"id":"r-0000000000"}}}' ${MCP}`,
+        `curl -s -m 5 -X POST -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"approve","arguments":{"id":"r-0000000000"}}}' ${SUPERVISE_MCP}`,
       );
       assert.doesNotMatch(forged.stdout, /approved/);
     });
