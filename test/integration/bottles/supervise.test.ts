@@ -1,6 +1,6 @@
 /**
  * Supervise end to end: from inside a real bottle the agent asks through the bundle's MCP server
- * (a plain MCP client over HTTP, then the real `claude` through its registration); the request
+ * (a plain MCP client over HTTP, then the real `claude` and `codex` through their registrations); the request
  * waits in the queue `bot-bottle requests` shows on the host; `approve --for`, `deny` and `answer`
  * decide it; an approved route works in the running bottle with no restart, and is refused again
  * once its lease ends. The fake model API container stands in for the new host too.
@@ -24,11 +24,13 @@ import {
 import { fakeModelCerts, type FakeModel } from "../../helpers/fake-model.js";
 
 const ANTHROPIC_KEY = `sk-ant-api03-${randomBytes(60).toString("base64url")}AA`;
+const OPENAI_KEY = `sk-proj-${randomBytes(48).toString("base64url")}`;
 const NEW_HOST = "new.example.test";
 
 const t = new TestBottles();
 const agent = t.agent("asks");
 const claudeAgent = t.agent("claudeasks");
+const codexAgent = t.agent("codexasks");
 
 describe(
   "supervise: the agent asks, the operator decides, the bottle changes live",
@@ -76,6 +78,7 @@ describe(
         routes: [],
         extra_hosts: {
           "api.anthropic.com": model.ip,
+          "api.openai.com": model.ip,
           [NEW_HOST]: model.ip,
           "deny.example.test": model.ip,
         },
@@ -88,11 +91,14 @@ describe(
           agents: {
             [agent]: { template: "shell", bottle: "asks" },
             [claudeAgent]: { template: "claude", bottle: "asks" },
+            // An unknown model slug: codex then offers plain function tools and one namespace
+            // per MCP server.
+            [codexAgent]: { template: "codex", bottle: "asks", model: "gpt-fake" },
           },
           bottles: { asks: { egress, supervise: { wait: "2s", timeout: "1h" } } },
         }),
       );
-      t.env = { ...t.env, ANTHROPIC_API_KEY: ANTHROPIC_KEY };
+      t.env = { ...t.env, ANTHROPIC_API_KEY: ANTHROPIC_KEY, OPENAI_API_KEY: OPENAI_KEY };
       slug = await t.start(agent);
       await installMcpClient(t, slug);
     });
@@ -232,6 +238,34 @@ describe(
       assert.equal(
         asked.request.kind === "question" ? asked.request.question : "",
         "may I refactor the parser?",
+      );
+    });
+
+    test("the real codex calls a supervise tool through its MCP registration", async () => {
+      const built = await t.cli(["images", "build", "codex"], 20 * 60_000);
+      assert.equal(built.code, 0, built.stderr);
+      const r = await t.cli(
+        [
+          "run",
+          codexAgent,
+          "--keep",
+          "--",
+          'CALL: mcp__supervise__ask_operator {"question":"may codex rename the module?"}',
+        ],
+        600_000,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      // The tool's result reached the model (codex adds its wall time), which said it back.
+      assert.match(r.stdout, /done: [\s\S]*pending: request r-[a-z0-9]{10}/);
+      const kept = (
+        JSON.parse((await t.cli(["ls", "--json"])).stdout) as { slug: string; agent: string }[]
+      ).find((b) => b.agent === codexAgent);
+      assert.ok(kept, "the kept codex bottle");
+      const asked = (await records(kept.slug)).find((x) => x.event === "request");
+      assert.ok(asked && asked.event === "request" && asked.request.kind === "question");
+      assert.equal(
+        asked.request.kind === "question" ? asked.request.question : "",
+        "may codex rename the module?",
       );
     });
   },
