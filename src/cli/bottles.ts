@@ -5,7 +5,7 @@ import {
   findBottle,
   listBottles,
   NoSuchBottleError,
-  stopBottle,
+  stopBottles,
   type BottleSummary,
 } from "../lifecycle/bottles.js";
 import { healthNote } from "../lifecycle/health.js";
@@ -23,10 +23,17 @@ import {
 import { readMetadata } from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
 import { join } from "node:path";
-import { UsageError } from "../errors.js";
+import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { table } from "./table.js";
+
+/** Some of the bottles `stop` was given could not be stopped (each one's reason in the message). */
+class BottlesNotStoppedError extends BotBottleError {
+  constructor(message: string, hint: string, exitCode: number) {
+    super("command_failed", message, { exitCode, hint });
+  }
+}
 
 interface LogsOptions {
   follow?: boolean;
@@ -190,16 +197,48 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
   program
     .command("stop")
     .description(
-      "stop a bottle: capture its logs into the state dir, remove its containers and networks",
+      "stop bottles: capture their logs into the state dir, remove their containers and networks (several at once)",
     )
-    .argument("<slug...>", "the bottles")
-    .action(async (slugs: string[]) => {
-      for (const slug of slugs) {
-        const stopped = await stopBottle(allBackends(ctx.env), slug, ctx.env);
-        if (stopped.login) writeLine(ctx.stderr, stopped.login);
-        if (stopped.deployKeys) writeLine(ctx.stderr, stopped.deployKeys);
-        writeLine(ctx.stdout, `stopped ${stopped.slug} (state kept in ${stopped.stateDir})`);
-      }
+    .argument("[slug...]", "the bottles")
+    .option("--all", "every bottle on this machine")
+    .action(async (slugs: string[], options: { all?: boolean }) => {
+      if (options.all && slugs.length > 0) throw new UsageError("give bottles or --all, not both");
+      if (!options.all && slugs.length === 0)
+        throw new UsageError(
+          "which bottles?",
+          "name them (`bot-bottle ls` lists them) or give --all",
+        );
+      const results = await stopBottles(
+        allBackends(ctx.env),
+        options.all ? "all" : slugs,
+        ctx.env,
+        (s) => {
+          if (!s.ok) return;
+          if (s.summary.login) writeLine(ctx.stderr, s.summary.login);
+          if (s.summary.deployKeys) writeLine(ctx.stderr, s.summary.deployKeys);
+          writeLine(ctx.stdout, `stopped ${s.slug} (state kept in ${s.summary.stateDir})`);
+        },
+      );
+      if (options.all && results.length === 0) writeLine(ctx.stdout, "no bottles to stop");
+      const failed = results.flatMap((r) => (r.ok ? [] : [r]));
+      if (failed.length === 1 && failed[0]?.error instanceof Error) throw failed[0].error;
+      if (failed.length > 0)
+        throw new BottlesNotStoppedError(
+          `${failed.length} of ${results.length} bottles were not stopped: ${failed
+            .map(
+              (f) => `${f.slug} (${f.error instanceof Error ? f.error.message : String(f.error)})`,
+            )
+            .join("; ")}`,
+          "the others were; `bot-bottle ls` shows what is left, and `bot-bottle stop SLUG` tries one again",
+          // One status for all when they agree (every one unknown: a usage error), else internal.
+          new Set(
+            failed.map((f) =>
+              f.error instanceof BotBottleError ? f.error.exitCode : EXIT.internal,
+            ),
+          ).size === 1 && failed[0]?.error instanceof BotBottleError
+            ? failed[0].error.exitCode
+            : EXIT.internal,
+        );
     });
 
   program

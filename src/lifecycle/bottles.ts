@@ -162,11 +162,68 @@ export async function stopBottle(
   slug: string,
   env: NodeJS.ProcessEnv,
 ): Promise<BottleSummary> {
-  const { backend, resources } = await findBottle(backends, slug);
-  const summary = await summarise(slug, resources, env);
-  await backend.teardown(resources, summary.stateDir);
-  await updateMetadata(summary.stateDir, { status: "stopped", stopped: new Date().toISOString() });
+  const summary = await takeDown(await findBottle(backends, slug), slug, env);
   return { ...summary, ...(await afterTeardown(summary.stateDir, env)) };
+}
+
+async function takeDown(
+  found: { backend: Backend; resources: Resource[] },
+  slug: string,
+  env: NodeJS.ProcessEnv,
+): Promise<BottleSummary> {
+  const summary = await summarise(slug, found.resources, env);
+  await found.backend.teardown(found.resources, summary.stateDir);
+  await updateMetadata(summary.stateDir, { status: "stopped", stopped: new Date().toISOString() });
+  return summary;
+}
+
+/** How many bottles `stopBottles` takes down at once: each is a handful of engine calls. */
+const STOP_PARALLEL = 8;
+
+export type Stopped = { slug: string } & (
+  { ok: true; summary: BottleSummary } | { ok: false; error: unknown }
+);
+
+/**
+ * Stops several bottles (`"all"`: every one on this machine) side by side, at most
+ * STOP_PARALLEL at once; `onStopped` hears of each as it ends. A bottle that cannot be stopped
+ * does not hold up the others. What goes back to the host after a teardown (a forwarded login,
+ * deploy keys) is done one bottle at a time, so two bottles never write the same login file at
+ * once.
+ */
+export async function stopBottles(
+  backends: readonly Backend[],
+  which: readonly string[] | "all",
+  env: NodeJS.ProcessEnv,
+  onStopped: (s: Stopped) => void = () => undefined,
+): Promise<Stopped[]> {
+  const all = which === "all" ? await everyBottle(backends) : undefined;
+  const slugs = all ? all.map((b) => b.slug) : [...new Set(which)];
+  const results: Stopped[] = [];
+  let handBack = Promise.resolve();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < slugs.length) {
+      const slug = slugs[next++] as string;
+      let outcome: Stopped;
+      try {
+        const found = all?.find((b) => b.slug === slug) ?? (await findBottle(backends, slug));
+        const summary = await takeDown(found, slug, env);
+        const after = handBack.then(() => afterTeardown(summary.stateDir, env));
+        handBack = after.then(
+          () => undefined,
+          () => undefined,
+        );
+        outcome = { slug, ok: true, summary: { ...summary, ...(await after) } };
+      } catch (error) {
+        outcome = { slug, ok: false, error };
+      }
+      results.push(outcome);
+      onStopped(outcome);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(STOP_PARALLEL, slugs.length) }, worker));
+  return results;
 }
 
 /** What is handed back once a bottle's containers are gone: its login, its deploy keys. */

@@ -115,6 +115,31 @@ describe("bottles on the Docker engine, through the built CLI", { timeout: 15 * 
     assert.deepEqual(await t.leftovers(twin), []);
   });
 
+  test("stop: an unknown bottle among known ones fails alone; --all stops every bottle; none named is a usage error", async () => {
+    const [a, b, c] = await Promise.all([t.start(twin), t.start(twin), t.start(twin)]);
+    const mixed = await t.cli(["stop", a, "nosuch-abc123"]);
+    assert.equal(mixed.code, 2, mixed.stderr);
+    assert.match(mixed.stdout, new RegExp(`stopped ${a} \\(state kept in `));
+    assert.match(mixed.stderr, /there is no running bottle "nosuch-abc123"/);
+    assert.doesNotMatch(mixed.stderr, /\n\s+at /, "no stack trace");
+
+    const all = await t.cli(["stop", "--all"]);
+    assert.equal(all.code, 0, all.stderr);
+    for (const slug of [b, c])
+      assert.match(all.stdout, new RegExp(`stopped ${slug} \\(state kept in `));
+    assert.deepEqual(await t.leftovers(twin), []);
+    const again = await t.cli(["stop", "--all"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /no bottles to stop/);
+
+    const none = await t.cli(["stop"]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /which bottles\?/);
+    const both = await t.cli(["stop", "--all", a]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /give bottles or --all, not both/);
+  });
+
   test("a start killed with SIGKILL midway leaves resources that cleanup removes", async () => {
     const child = spawn(process.execPath, [CLI, "start", killed, "--detach", "--yes"], {
       env: t.env,
