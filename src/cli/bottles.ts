@@ -222,23 +222,19 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
       if (options.all && results.length === 0) writeLine(ctx.stdout, "no bottles to stop");
       const failed = results.flatMap((r) => (r.ok ? [] : [r]));
       if (failed.length === 1 && failed[0]?.error instanceof Error) throw failed[0].error;
-      if (failed.length > 0)
-        throw new BottlesNotStoppedError(
-          `${failed.length} of ${results.length} bottles were not stopped: ${failed
-            .map(
-              (f) => `${f.slug} (${f.error instanceof Error ? f.error.message : String(f.error)})`,
-            )
-            .join("; ")}`,
-          "the others were; `bot-bottle ls` shows what is left, and `bot-bottle stop SLUG` tries one again",
-          // One status for all when they agree (every one unknown: a usage error), else internal.
-          new Set(
-            failed.map((f) =>
-              f.error instanceof BotBottleError ? f.error.exitCode : EXIT.internal,
-            ),
-          ).size === 1 && failed[0]?.error instanceof BotBottleError
-            ? failed[0].error.exitCode
-            : EXIT.internal,
-        );
+      if (failed.length === 0) return;
+      // One status for all when they agree (every one unknown: a usage error), else internal.
+      const codes = new Set(
+        failed.map((f) => (f.error instanceof BotBottleError ? f.error.exitCode : EXIT.internal)),
+      );
+      const reasons = failed.map(
+        (f) => `${f.slug} (${f.error instanceof Error ? f.error.message : String(f.error)})`,
+      );
+      throw new BottlesNotStoppedError(
+        `${failed.length} of ${results.length} bottles were not stopped: ${reasons.join("; ")}`,
+        "the others were; `bot-bottle ls` shows what is left, and `bot-bottle stop SLUG` tries one again",
+        codes.size === 1 ? ([...codes][0] ?? EXIT.internal) : EXIT.internal,
+      );
     });
 
   program

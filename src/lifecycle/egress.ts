@@ -21,16 +21,10 @@ import { parseEgressConfig, type EgressConfig } from "../shared/egress-config.js
 import { writeFileAtomic, writeJsonAtomic } from "../state/files.js";
 import { readMetadata } from "../state/bottle-state.js";
 import { findBottle, NoSuchBottleError } from "./bottles.js";
+import { reloadBundle } from "./reload.js";
 import { findExposures, liveBottles, liveWorkspace, refuseExposures } from "./trust.js";
 
 const RELOAD_DEADLINE_MS = 10_000;
-
-export class ReloadError extends BotBottleError {
-  constructor(message: string, hint: string) {
-    super("command_failed", message, { exitCode: EXIT.internal, hint });
-    this.name = "ReloadError";
-  }
-}
 
 export interface ApplyResult {
   /** The manifest the routes were read from. */
@@ -75,29 +69,15 @@ export async function loadRoutes(
   configDir: string,
   next: EgressConfig,
 ): Promise<void> {
-  const since = new Date(Date.now() - 1000).toISOString();
-  await writeJsonAtomic(join(configDir, "egress.json"), next);
-  await backend.signalBundle(resources, "HUP");
-  const event = await backend
-    .bundleEvent(
-      resources,
-      (e) =>
-        e["component"] === "egress" &&
-        ((e["event"] === "reload" && e["generation"] === next.generation) ||
-          e["event"] === "reload-failed"),
-      { deadlineMs: RELOAD_DEADLINE_MS, what: `the egress proxy of ${slug}`, since },
-    )
-    .catch((err: unknown) => {
-      throw new ReloadError(
-        err instanceof Error ? err.message : String(err),
-        `\`bot-bottle logs ${slug}\` shows the bundle's log`,
-      );
-    });
-  if (event["event"] === "reload-failed")
-    throw new ReloadError(
-      `the egress proxy of ${slug} kept its previous routes: ${String(event["message"])}`,
-      `\`bot-bottle logs ${slug}\` shows the bundle's log`,
-    );
+  await reloadBundle(backend, resources, slug, {
+    write: () => writeJsonAtomic(join(configDir, "egress.json"), next),
+    component: "egress",
+    what: `the egress proxy of ${slug}`,
+    took: (e) => e["event"] === "reload" && e["generation"] === next.generation,
+    failed: (e) => e["event"] === "reload-failed",
+    refused: (message) => `the egress proxy of ${slug} kept its previous routes: ${message}`,
+    deadlineMs: RELOAD_DEADLINE_MS,
+  });
 }
 
 /** The routes the bottle runs now (its state dir's copy of what the proxy loaded). */

@@ -11,7 +11,6 @@
 import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { homedir } from "node:os";
-import { applyEdits, modify, parse } from "jsonc-parser";
 import type { Backend, Resource } from "../backends/backend.js";
 import { RefusedError, UsageError } from "../errors.js";
 import { GitUpstreamSchema, type GitUpstream } from "../manifest/schema.js";
@@ -27,10 +26,10 @@ import {
 import { parseInitConfig } from "../shared/init-config.js";
 import { parseGitUpstream } from "../shared/route-checks.js";
 import type { RequestBody } from "../shared/supervise.js";
-import { readMetadata } from "../state/bottle-state.js";
-import { writeFileAtomic, writeJsonAtomic } from "../state/files.js";
+import { writeJsonAtomic } from "../state/files.js";
 import { findBottle, NoSuchBottleError } from "./bottles.js";
-import { ReloadError } from "./egress.js";
+import { appendToBottle } from "./persist.js";
+import { reloadBundle } from "./reload.js";
 
 type GitRepoRequest = Extract<RequestBody, { kind: "git-repo" }>;
 
@@ -209,34 +208,22 @@ async function loadGate(
   configDir: string,
   next: GitGateConfig,
 ): Promise<void> {
-  const since = new Date(Date.now() - 1000).toISOString();
-  await writeJsonAtomic(join(configDir, "git-gate.json"), next);
-  const initFile = join(configDir, "init.json");
-  const init = parseInitConfig(await readFile(initFile, "utf8"), initFile);
-  if (!init.daemons.some((d) => d.name === GIT_GATE_DAEMON.name))
-    await writeJsonAtomic(initFile, { ...init, daemons: [...init.daemons, GIT_GATE_DAEMON] });
-  await backend.signalBundle(resources, "HUP");
-  const event = await backend
-    .bundleEvent(
-      resources,
-      (e) =>
-        e["component"] === "git-gate" &&
-        (((e["event"] === "listen" || e["event"] === "reload") &&
-          e["generation"] === next.generation) ||
-          ["reload-failed", "start-failed", "config-invalid"].includes(String(e["event"]))),
-      { deadlineMs: GATE_DEADLINE_MS, what: `the git gate of ${slug}`, since },
-    )
-    .catch((err: unknown) => {
-      throw new ReloadError(
-        err instanceof Error ? err.message : String(err),
-        `\`bot-bottle logs ${slug}\` shows the bundle's log`,
-      );
-    });
-  if (event["event"] !== "listen" && event["event"] !== "reload")
-    throw new ReloadError(
-      `the git gate of ${slug} did not take the repository: ${String(event["message"])}`,
-      `\`bot-bottle logs ${slug}\` shows the bundle's log`,
-    );
+  await reloadBundle(backend, resources, slug, {
+    write: async () => {
+      await writeJsonAtomic(join(configDir, "git-gate.json"), next);
+      const initFile = join(configDir, "init.json");
+      const init = parseInitConfig(await readFile(initFile, "utf8"), initFile);
+      if (!init.daemons.some((d) => d.name === GIT_GATE_DAEMON.name))
+        await writeJsonAtomic(initFile, { ...init, daemons: [...init.daemons, GIT_GATE_DAEMON] });
+    },
+    component: "git-gate",
+    what: `the git gate of ${slug}`,
+    took: (e) =>
+      (e["event"] === "listen" || e["event"] === "reload") && e["generation"] === next.generation,
+    failed: (e) => ["reload-failed", "start-failed", "config-invalid"].includes(String(e["event"])),
+    refused: (message) => `the git gate of ${slug} did not take the repository: ${message}`,
+    deadlineMs: GATE_DEADLINE_MS,
+  });
 }
 
 /** The agent's git meets the new upstream however it is spelled and reaches the gate for it. */
@@ -260,24 +247,12 @@ async function leadAgent(
 }
 
 /** Adds the entry to the bottle's `git` in the manifest the bottle started from. */
-async function persistEntry(stateDir: string, slug: string, entry: GitUpstream): Promise<void> {
-  const meta = await readMetadata(stateDir);
-  if (!meta) throw new NoSuchBottleError(slug, `its state dir ${stateDir} has no metadata.json`);
-  const file = meta.manifest.file;
-  const text = await readFile(file, "utf8");
-  const data = parse(text) as { bottles?: Record<string, { git?: unknown[] }> };
-  const git = data.bottles?.[meta.bottle]?.git;
-  const written = {
+function persistEntry(stateDir: string, slug: string, entry: GitUpstream): Promise<void> {
+  return appendToBottle(stateDir, slug, ["git"], {
     name: entry.name,
     upstream: entry.upstream,
     ...(entry.known_host_key !== undefined ? { known_host_key: entry.known_host_key } : {}),
     ...(entry.key ? { key: entry.key } : {}),
     ...(entry.token_env ? { token_env: entry.token_env } : {}),
-  };
-  const path = ["bottles", meta.bottle, "git", ...(git ? [git.length] : [])];
-  const edits = modify(text, path, git ? written : [written], {
-    formattingOptions: { insertSpaces: true, tabSize: 2 },
-    ...(git ? { isArrayInsertion: true } : {}),
   });
-  await writeFileAtomic(file, applyEdits(text, edits));
 }

@@ -5,17 +5,14 @@
  * writes it into the bottle's routes in the manifest, keeping the file's comments and layout. A
  * git repository is added to the bottle's git gate instead (git-grants.ts).
  */
-import { readFile } from "node:fs/promises";
-import { applyEdits, modify, parse } from "jsonc-parser";
 import type { Backend } from "../backends/backend.js";
 import { UsageError } from "../errors.js";
 import type { RouteRule } from "../shared/egress-config.js";
 import { checkPathPrefix, checkRouteHost, HTTP_METHODS } from "../shared/route-checks.js";
 import type { RequestBody } from "../shared/supervise.js";
-import { writeFileAtomic } from "../state/files.js";
-import { readMetadata } from "../state/bottle-state.js";
 import { findBottle, NoSuchBottleError } from "./bottles.js";
 import { leaseHolds, loadRoutes, readRunningRoutes } from "./egress.js";
+import { appendToBottle } from "./persist.js";
 import { grantGitRepo, type GitGrantOptions } from "./git-grants.js";
 import { join } from "node:path";
 
@@ -116,23 +113,11 @@ export async function grantRequest(options: {
 }
 
 /** Adds the route to the bottle's routes in the manifest the bottle started from. */
-async function persistRoute(stateDir: string, slug: string, request: RouteRequest): Promise<void> {
-  const meta = await readMetadata(stateDir);
-  if (!meta) throw new NoSuchBottleError(slug, `its state dir ${stateDir} has no metadata.json`);
-  const file = meta.manifest.file;
-  const text = await readFile(file, "utf8");
-  const data = parse(text) as { bottles?: Record<string, { egress?: { routes?: unknown[] } }> };
-  const routes = data.bottles?.[meta.bottle]?.egress?.routes;
-  const route = {
+function persistRoute(stateDir: string, slug: string, request: RouteRequest): Promise<void> {
+  return appendToBottle(stateDir, slug, ["egress", "routes"], {
     host: request.host,
     ...(request.port !== undefined ? { port: request.port } : {}),
     ...(request.paths ? { paths: request.paths } : {}),
     ...(request.methods ? { methods: request.methods } : {}),
-  };
-  const path = ["bottles", meta.bottle, "egress", "routes", ...(routes ? [routes.length] : [])];
-  const edits = modify(text, path, routes ? route : [route], {
-    formattingOptions: { insertSpaces: true, tabSize: 2 },
-    ...(routes ? { isArrayInsertion: true } : {}),
   });
-  await writeFileAtomic(file, applyEdits(text, edits));
 }

@@ -208,65 +208,50 @@ describe(
       assert.doesNotMatch(forged.stdout, /approved/);
     });
 
-    test("the real claude calls a supervise tool through its MCP registration", async () => {
-      const built = await t.cli(["images", "build", "claude"], 20 * 60_000);
+    /**
+     * `bot-bottle run AGENT --keep` with a prompt that has the fake model call ask_operator; its
+     * output, and the bottle kept, whose audit must hold the question as sent.
+     */
+    const askThroughRun = async (name: string, image: string, question: string) => {
+      const built = await t.cli(["images", "build", image], 20 * 60_000);
       assert.equal(built.code, 0, built.stderr);
       const r = await t.cli(
         [
           "run",
-          claudeAgent,
+          name,
           "--keep",
           "--",
-          'CALL: mcp__supervise__ask_operator {"question":"may I refactor the parser?"}',
+          `CALL: mcp__supervise__ask_operator ${JSON.stringify({ question })}`,
         ],
         600_000,
       );
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /done: pending: request r-[a-z0-9]{10}/);
-      const other =
-        /bottle (claudeasks-[a-z0-9-]+)/.exec(r.stderr)?.[1] ??
-        (await t.cli(["ls", "--json"])).stdout;
       const kept = (
         JSON.parse((await t.cli(["ls", "--json"])).stdout) as { slug: string; agent: string }[]
-      ).find((b) => b.agent === claudeAgent);
-      assert.ok(kept, `the kept bottle (${other})`);
-      // Registered at provisioning, and connected: what `claude mcp list` says in the bottle.
-      const listed = await t.cli(["exec", kept.slug, "--", "claude", "mcp", "list"], 120_000);
-      assert.match(listed.stdout, /supervise: http:\/\/supervise:9100\/mcp \(HTTP\) - .*Connected/);
+      ).find((b) => b.agent === name);
+      assert.ok(kept, `the kept ${image} bottle`);
       const asked = (await records(kept.slug)).find((x) => x.event === "request");
       assert.ok(asked && asked.event === "request" && asked.request.kind === "question");
-      assert.equal(
-        asked.request.kind === "question" ? asked.request.question : "",
+      assert.equal(asked.request.kind === "question" ? asked.request.question : "", question);
+      return { stdout: r.stdout, slug: kept.slug };
+    };
+
+    test("the real claude calls a supervise tool through its MCP registration", async () => {
+      const { stdout, slug: kept } = await askThroughRun(
+        claudeAgent,
+        "claude",
         "may I refactor the parser?",
       );
+      assert.match(stdout, /done: pending: request r-[a-z0-9]{10}/);
+      // Registered at provisioning, and connected: what `claude mcp list` says in the bottle.
+      const listed = await t.cli(["exec", kept, "--", "claude", "mcp", "list"], 120_000);
+      assert.match(listed.stdout, /supervise: http:\/\/supervise:9100\/mcp \(HTTP\) - .*Connected/);
     });
 
     test("the real codex calls a supervise tool through its MCP registration", async () => {
-      const built = await t.cli(["images", "build", "codex"], 20 * 60_000);
-      assert.equal(built.code, 0, built.stderr);
-      const r = await t.cli(
-        [
-          "run",
-          codexAgent,
-          "--keep",
-          "--",
-          'CALL: mcp__supervise__ask_operator {"question":"may codex rename the module?"}',
-        ],
-        600_000,
-      );
-      assert.equal(r.code, 0, r.stderr);
+      const { stdout } = await askThroughRun(codexAgent, "codex", "may codex rename the module?");
       // The tool's result reached the model (codex adds its wall time), which said it back.
-      assert.match(r.stdout, /done: [\s\S]*pending: request r-[a-z0-9]{10}/);
-      const kept = (
-        JSON.parse((await t.cli(["ls", "--json"])).stdout) as { slug: string; agent: string }[]
-      ).find((b) => b.agent === codexAgent);
-      assert.ok(kept, "the kept codex bottle");
-      const asked = (await records(kept.slug)).find((x) => x.event === "request");
-      assert.ok(asked && asked.event === "request" && asked.request.kind === "question");
-      assert.equal(
-        asked.request.kind === "question" ? asked.request.question : "",
-        "may codex rename the module?",
-      );
+      assert.match(stdout, /done: [\s\S]*pending: request r-[a-z0-9]{10}/);
     });
   },
 );
