@@ -4,6 +4,7 @@
  * value is ever in a plan: only the names of the environment variables that hold them.
  */
 import type { BackendName } from "../manifest/schema.js";
+import type { AddressPool } from "./address-pool.js";
 import type { EgressConfig } from "../shared/egress-config.js";
 import type { DeployKeyRecord } from "../state/bottle-state.js";
 import type { Supervise } from "../manifest/schema.js";
@@ -50,7 +51,8 @@ export interface BottlePlan {
   };
   /** The agent's network (Docker only: a smolmachines agent is a VM with its own allow-list), and
    * the bundle's way out. */
-  networks: { internal?: NetworkPlan; egress: NetworkPlan };
+  /** The bottle's networks, each given a subnet of `pool` at launch. */
+  networks: { pool: AddressPool; internal?: NetworkPlan; egress: NetworkPlan };
   bundle: ContainerPlan & {
     aliases: readonly string[];
     /** Ports the agent may reach on the bundle, by daemon. */

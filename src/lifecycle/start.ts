@@ -24,6 +24,7 @@ import {
 } from "../provision/cage.js";
 import { placeholderFor } from "../shared/placeholders.js";
 import type { BottlePlan } from "../backends/plan.js";
+import { addressPoolOf } from "../backends/address-pool.js";
 import { newId, planBottle } from "../plan/plan.js";
 import { loadProvider } from "../providers/templates.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
@@ -77,6 +78,7 @@ export async function prepare(options: PrepareOptions): Promise<BottlePlan> {
     workspace,
     stateRoot: stateRoot(env),
     images: { bundle: "bot-bottle/bundle:latest" },
+    addressPool: addressPoolOf(env),
     ...(options.backend ? { backend: options.backend } : {}),
   });
   await refuseOwnExposures(plan);

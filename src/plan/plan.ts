@@ -23,6 +23,7 @@ import {
 } from "../shared/init-config.js";
 import { LABEL_SCHEMA_VERSION, LABELS, type Role } from "../shared/labels.js";
 import { templateImage } from "../backends/images.js";
+import { addressPoolOf, type AddressPool } from "../backends/address-pool.js";
 import {
   bundleAddress,
   userImageRef,
@@ -78,6 +79,8 @@ export interface PlanInput {
   provider?: AgentProvider;
   /** Who owns the workspace folder, and its permission bits: the agent runs as its owner. */
   workspaceOwner: { uid: number; gid: number; mode: number };
+  /** Where the bottle's networks take their subnets (BOT_BOTTLE_SUBNET_POOL); the default's if absent. */
+  addressPool?: AddressPool;
 }
 
 /** The state-dir file listing a bottle's trusted files, checked by later starts and applies. */
@@ -326,6 +329,7 @@ export function planBottle(given: Manifest, input: PlanInput): BottlePlan {
     stateDir,
     workspace: { host: input.workspace, container: WORKSPACE, ...(grant ? { grant } : {}) },
     networks: {
+      pool: input.addressPool ?? addressPoolOf({}),
       ...(vm
         ? {}
         : {

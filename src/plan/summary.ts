@@ -60,7 +60,7 @@ export function describePlan(plan: BottlePlan): string[] {
     )
       .map(([d, p]) => `${d} ${p}`)
       .join(", ")}`,
-    `  networks    ${plan.networks.internal ? `${plan.networks.internal.name} (internal, no host address) and ` : ""}${plan.networks.egress.name} (bundle only)${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
+    `  networks    ${plan.networks.internal ? `${plan.networks.internal.name} (internal, no host address) and ` : ""}${plan.networks.egress.name} (bundle only), each a /${plan.networks.pool.prefix} of ${plan.networks.pool.cidr}${plan.bundle.extraNetworks.length ? `; the bundle also joins ${plan.bundle.extraNetworks.join(", ")}` : ""}`,
     ...describeRoutes(plan.egress, { name: plan.agent.template, hosts: plan.agent.templateHosts }),
     `  secrets     ${plan.bundle.secretEnv.length ? plan.bundle.secretEnv.map((n) => `$${n}`).join(", ") + " (to the bundle only; values never shown)" : "none"}`,
     `  trusted     ${trustedLine(plan)}`,

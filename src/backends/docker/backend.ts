@@ -28,7 +28,9 @@ import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
 import { inspectHealth } from "./health.js";
 import { containerOf, dockerResources } from "./resources.js";
 import { waitForEvent } from "./wait.js";
-import { bundleReady, createNetwork, labelFlags, launchFailure, startBundle } from "./bundle.js";
+import { bundleReady, labelFlags, launchFailure, startBundle } from "./bundle.js";
+import { createBottleNetworks } from "./networks.js";
+import { machineFull, refuseWithoutMemory } from "./capacity.js";
 
 export const BUNDLE_READY_DEADLINE_MS = 15_000;
 const STOP_GRACE_SECONDS = 5;
@@ -66,13 +68,14 @@ export class DockerBackend implements Backend {
     const created = { containers: [] as string[], networks: [] as string[] };
     const internal = plan.networks.internal;
     if (!internal) throw new Error(`the plan of ${plan.slug} has no internal network`);
+    await refuseWithoutMemory(this.docker);
     try {
-      progress.step("creating the internal and egress networks");
-      await Promise.all(
-        [internal, plan.networks.egress].map(async (n) => {
-          await createNetwork(this.docker, n);
-          created.networks.push(n.name);
-        }),
+      progress.step(`creating the internal and egress networks (from ${plan.networks.pool.cidr})`);
+      await createBottleNetworks(
+        this.docker,
+        [internal, plan.networks.egress],
+        plan.networks.pool,
+        (name) => created.networks.push(name),
       );
       // Fail closed: a bridge that holds a host address, or one this host cannot inspect, ends
       // the start (and the networks just made are removed below).
@@ -151,7 +154,7 @@ export class DockerBackend implements Backend {
     } catch (err) {
       await this.remove(created.containers, created.networks).catch(() => undefined);
       if (err instanceof BotBottleError) throw err;
-      throw launchFailure(err, plan.slug);
+      throw (await machineFull(this.docker, err)) ?? launchFailure(err, plan.slug);
     }
   }
 

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { BotBottleError, EXIT } from "../../errors.js";
 import { CommandFailedError } from "../../exec/run.js";
-import type { BottlePlan, NetworkPlan } from "../plan.js";
+import type { BottlePlan } from "../plan.js";
 import { envFlags } from "./bottle.js";
 import type { DockerCli } from "./cli.js";
 import { healthFlags } from "./health.js";
@@ -129,19 +129,4 @@ export async function bundleReady(docker: DockerCli, plan: BottlePlan): Promise<
     BUNDLE_READY_DEADLINE_MS,
     `the sidecar bundle ${plan.bundle.name}`,
   );
-}
-
-/** A bridge network as the plan names it (internal: no route out, no host address). */
-export async function createNetwork(docker: DockerCli, n: NetworkPlan): Promise<void> {
-  await docker.run([
-    "network",
-    "create",
-    "--driver",
-    "bridge",
-    ...(n.internal ? ["--internal", "--opt", "com.docker.network.bridge.inhibit_ipv4=true"] : []),
-    "--opt",
-    `com.docker.network.bridge.name=${n.bridge}`,
-    ...labelFlags(n.labels),
-    n.name,
-  ]);
 }

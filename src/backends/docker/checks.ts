@@ -3,7 +3,15 @@
  * the host, there is room for images, and the images are built.
  */
 import { randomBytes } from "node:crypto";
+import type { BotBottleError } from "../../errors.js";
 import { CommandNotFoundError } from "../../exec/run.js";
+import {
+  addressPoolOf,
+  formatCidr,
+  poolCapacity,
+  SUBNET_POOL_ENV,
+  type AddressPool,
+} from "../address-pool.js";
 import type { Check } from "../../shared/checks.js";
 import { LABEL_SCHEMA_VERSION, LABELS } from "../../shared/labels.js";
 import { diskCheck } from "../../state/disk.js";
@@ -11,6 +19,8 @@ import { engineFailureReason, type DockerCli } from "./cli.js";
 import { AGENT_VERSION_LABEL, agentPackageSpec, imageCatalog } from "./images.js";
 import { formatSize, imageFor, inspectImages, type InspectedImage } from "./inspect.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
+import { poolUsage } from "./networks.js";
+import { plural } from "./capacity.js";
 
 async function engineCheck(docker: DockerCli): Promise<Check> {
   try {
@@ -84,6 +94,28 @@ async function isolationCheck(docker: DockerCli): Promise<Check> {
   }
 }
 
+/** bot-bottle's address pool: where it comes from and how many more bottles it holds. */
+async function poolCheck(docker: DockerCli): Promise<Check> {
+  const name = "address pool";
+  let pool: AddressPool;
+  try {
+    pool = addressPoolOf(docker.env);
+  } catch (err) {
+    const e = err as BotBottleError;
+    return { name, status: "fail", detail: e.message, remedy: e.hint ?? "" };
+  }
+  const usage = await poolUsage(docker, pool);
+  const source = pool.setBy === "default" ? "the default" : `from ${SUBNET_POOL_ENV}`;
+  const routes = usage.shadowing.length
+    ? `; the host's routes ${usage.shadowing.map((r) => `${formatCidr(r.subnet)} (${r.device})`).join(", ")} overlap it`
+    : "";
+  const detail = `${pool.cidr} (${source}, a /${pool.prefix} per network): room for ${usage.freeBottles} more of ${plural(poolCapacity(pool), "bottle")}, ${usage.bottles} on this engine${routes}`;
+  const remedy = `set ${SUBNET_POOL_ENV} to a larger private range free on this host`;
+  if (usage.freeBottles === 0) return { name, status: "fail", detail, remedy };
+  if (routes) return { name, status: "warn", detail, remedy };
+  return { name, status: "ok", detail };
+}
+
 /**
  * One line per image of the catalog: present (with its size, and the agent CLI it holds), or
  * missing with how to get it. A template start builds (claude, codex) missing is only info.
@@ -138,7 +170,7 @@ export async function dockerChecks(docker: DockerCli): Promise<Check[]> {
   const engineUp = engine.status === "ok";
   const checks = [engine];
   if (engineUp) {
-    checks.push(await isolationCheck(docker));
+    checks.push(await isolationCheck(docker), await poolCheck(docker));
     const info = await docker.info().catch(() => undefined);
     if (info?.rootDir) checks.push(await diskCheck("disk (docker)", info.rootDir));
   }

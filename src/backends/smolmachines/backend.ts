@@ -28,14 +28,10 @@ import type {
 import { withBundleAddresses, type BottlePlan } from "../plan.js";
 import { DockerBackend } from "../docker/backend.js";
 import { ensurePlanImages } from "../docker/user-image.js";
-import {
-  bundleReady,
-  createNetwork,
-  launchFailure,
-  publishedPort,
-  startBundle,
-} from "../docker/bundle.js";
+import { bundleReady, launchFailure, publishedPort, startBundle } from "../docker/bundle.js";
 import type { DockerCli } from "../docker/cli.js";
+import { createBottleNetworks } from "../docker/networks.js";
+import { machineFull, refuseWithoutMemory } from "../docker/capacity.js";
 import { containerOf, dockerResources } from "../docker/resources.js";
 import { ownerOf } from "../owner.js";
 import { SmolBottle } from "./bottle.js";
@@ -158,11 +154,17 @@ export class SmolBackend implements Backend {
       ...(intercept ? { [intercept.tokenEnv]: token } : {}),
     };
     let machine = false;
+    await refuseWithoutMemory(this.docker);
     try {
       progress.step(
         `creating the egress network and starting the sidecar bundle ${plan.bundle.name}`,
       );
-      await createNetwork(this.docker, plan.networks.egress);
+      await createBottleNetworks(
+        this.docker,
+        [plan.networks.egress],
+        plan.networks.pool,
+        () => undefined,
+      );
       const ports = [...Object.values(plan.bundle.ports), ...(intercept ? [intercept.port] : [])];
       await startBundle(this.docker, plan, bundleSecrets, {
         network: plan.networks.egress.name,
@@ -234,7 +236,7 @@ export class SmolBackend implements Backend {
       await this.containers
         .teardown(await dockerResources(this.docker, plan.slug), plan.stateDir)
         .catch(() => undefined);
-      throw launchFailure(err, plan.slug);
+      throw (await machineFull(this.docker, err)) ?? launchFailure(err, plan.slug);
     }
   }
 
