@@ -132,9 +132,9 @@ export async function createBottleNetworks(
   networks: readonly NetworkPlan[],
   pool: AddressPool,
   onCreated: (name: string) => void,
-  routes: () => Promise<HostRoute[]> = hostRoutes,
+  options: { routes?: () => Promise<HostRoute[]>; random?: () => number } = {},
 ): Promise<Record<string, string>> {
-  const known = await routes();
+  const known = await (options.routes ?? hostRoutes)();
   const taken: Subnet[] = known.map((r) => r.subnet);
   let engine: Promise<EngineNetwork[]> | undefined;
   const look = () =>
@@ -145,7 +145,7 @@ export async function createBottleNetworks(
 
   const createOne = async (n: NetworkPlan): Promise<[string, string]> => {
     for (let attempt = 1; ; attempt++) {
-      const subnet = pickFree(pool, taken);
+      const subnet = pickFree(pool, taken, options.random);
       if (!subnet) throw poolFull(pool, known, bottleCounts(pool, await look()));
       // Taken from now on, whichever way the create goes: the sibling network must not pick it.
       taken.push(subnet);
