@@ -79,6 +79,13 @@ describe("bot-bottle doctor, against the real engine", () => {
             detail:
               "the agent's internal bridge holds no host address: host services are out of reach",
           }),
+        "address pool": (c) => {
+          assert.equal(c.status, "ok", c.detail);
+          assert.match(
+            c.detail,
+            /^10\.213\.0\.0\/16 \(the default, a \/28 per network\): room for \d+ more of 2048 bottles, \d+ on this engine$/,
+          );
+        },
         "disk (docker)": await diskRow(rootDir),
         // The state root does not exist yet: doctor measures its nearest existing parent.
         "disk (state)": await diskRow(dir),
@@ -139,6 +146,7 @@ describe("bot-bottle doctor, against the real engine", () => {
       const order = [
         "docker engine",
         "host isolation",
+        "address pool",
         "disk (docker)",
         "image base",
         "image shell",
