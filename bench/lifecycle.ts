@@ -11,7 +11,7 @@ import { run } from "../src/exec/run.js";
 import { PACKAGE_ROOT } from "../src/package-root.js";
 
 const RUNS = Number(process.argv[2] ?? 7);
-const CLI = join(PACKAGE_ROOT, "dist", "cli", "bin.js");
+const CLI = join(PACKAGE_ROOT, "dist", "bot-bottle.js");
 const AGENT_IMAGE = "bot-bottle/shell:latest";
 const BUNDLE_IMAGE = "bot-bottle/bundle:latest";
 

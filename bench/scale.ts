@@ -39,7 +39,7 @@ for (const [name, n] of [
 ] as const)
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} takes a whole number ≥ 1`);
 
-const CLI = join(PACKAGE_ROOT, "dist", "cli", "bin.js");
+const CLI = join(PACKAGE_ROOT, "dist", "bot-bottle.js");
 const RUN_ID = randomBytes(3).toString("hex");
 /** Every bottle of this run is of this agent: the label filter that finds them and no others. */
 const AGENT = `scale-${RUN_ID}`;

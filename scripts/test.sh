@@ -29,7 +29,7 @@ npm run --silent build
 # The integration tier never skips: `setup` installs and starts what this machine lacks (Debian,
 # as root), or fails naming what to run; then it runs doctor's checks.
 if [ "$tier" != unit ]; then
-  node dist/cli/bin.js setup
+  node dist/bot-bottle.js setup
   # The interactive tests drive `bot-bottle start` in a terminal of tmux's own.
   if ! command -v tmux >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../../src/package-root.js";
 
-export const CLI = join(PACKAGE_ROOT, "dist", "cli", "bin.js");
+export const CLI = join(PACKAGE_ROOT, "dist", "bot-bottle.js");
 
 export interface CliResult {
   code: number;
