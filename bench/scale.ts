@@ -199,6 +199,30 @@ function label(phase: Phase): string {
   }
 }
 
+/** The host's CPU time, idle and all, from /proc/stat (clock ticks). */
+async function cpuTicks(): Promise<{ idle: number; total: number }> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: (ticks[3] ?? 0) + (ticks[4] ?? 0), total: ticks.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Waits (up to two minutes) until the host's CPUs are at least 80% idle over 3 s; returns how
+ * long that took and the last idle share.
+ */
+async function settle(): Promise<{ seconds: number; idle: number }> {
+  const started = Date.now();
+  let idle = 0;
+  while (Date.now() - started < 120_000) {
+    const a = await cpuTicks();
+    await new Promise((r) => setTimeout(r, 3000));
+    const b = await cpuTicks();
+    idle = (100 * (b.idle - a.idle)) / Math.max(1, b.total - a.total);
+    if (idle >= 80) break;
+  }
+  return { seconds: (Date.now() - started) / 1000, idle };
+}
+
 async function main(made: { slugs: string[]; dir: string }): Promise<void> {
   const loadBefore = loadavg()[0] ?? 0;
   const dir = await mkdtemp(join(tmpdir(), "bot-bottle-bench-scale-"));
@@ -313,6 +337,9 @@ async function main(made: { slugs: string[]; dir: string }): Promise<void> {
   const seq: Start[] = [];
   for (let i = 0; i < sequential; i++) seq.push(await startOne("one after another"));
   const par = await timed(() => pool(together, M, () => startOne("M at a time")));
+  // The Nth starts on a quiet machine, as the first did: the parallel starts' own work (their
+  // bundles still starting, the engine's bookkeeping) must not be counted as the cost of N-1 up.
+  const settled = alone ? await settle() : undefined;
   const last = alone ? await startOne("the Nth, alone") : undefined;
   const first = seq[0];
 
@@ -465,6 +492,10 @@ async function main(made: { slugs: string[]; dir: string }): Promise<void> {
   startRow("one after another", seq);
   startRow(`${M} at a time`, par.value);
   if (last) startRow(`the ${nth(N)}, alone with ${N - 1} up`, [last]);
+  if (settled)
+    p(
+      `  (before the ${nth(N)}: ${settled.seconds.toFixed(0)} s for the host to settle, to ${settled.idle.toFixed(0)}% CPU idle)`,
+    );
   startRow("all", starts);
   const lastRatio = (last?.seconds ?? NaN) / (first?.seconds ?? NaN);
   p(

@@ -32,7 +32,6 @@ import { bundleReady, labelFlags, launchFailure, startBundle } from "./bundle.js
 import { createBottleNetworks } from "./networks.js";
 import { machineFull, refuseWithoutMemory } from "./capacity.js";
 
-export const BUNDLE_READY_DEADLINE_MS = 15_000;
 const STOP_GRACE_SECONDS = 5;
 
 export class IsolationError extends BotBottleError {

@@ -11,9 +11,7 @@ import type { BottlePlan } from "../plan.js";
 import { envFlags } from "./bottle.js";
 import type { DockerCli } from "./cli.js";
 import { healthFlags } from "./health.js";
-import { ReadinessError, waitForEvent } from "./wait.js";
-
-export const BUNDLE_READY_DEADLINE_MS = 15_000;
+import { BUNDLE_READY_DEADLINE_MS, ReadinessError, waitForEvent } from "./wait.js";
 
 export class LaunchError extends BotBottleError {
   constructor(message: string, hint: string, cause?: unknown) {

@@ -10,6 +10,7 @@ import { parseInitStatus } from "../../shared/init-config.js";
 import { visible } from "../../shared/visible.js";
 import type { BundleHealth, HealthStatus } from "../backend.js";
 import type { DockerCli } from "./cli.js";
+import { BUNDLE_READY_DEADLINE_MS } from "./wait.js";
 
 /**
  * Every 30 s (Docker's own default), 2 failures in a row to turn unhealthy. A check is an exec in
@@ -18,8 +19,8 @@ import type { DockerCli } from "./cli.js";
  */
 export const HEALTH_INTERVAL_SECONDS = 30;
 const HEALTH_RETRIES = 2;
-/** Before the first check the bundle gets this long to become ready (its start waits 15 s). */
-const HEALTH_START_PERIOD_SECONDS = 20;
+/** Before the first check the bundle gets this long to become ready (as long as its start waits). */
+const HEALTH_START_PERIOD_SECONDS = BUNDLE_READY_DEADLINE_MS / 1000;
 /** Each read of the check waits this long; the engine gives up on the whole check at twice it. */
 const READ_TIMEOUT_SECONDS = 3;
 

@@ -2,6 +2,13 @@
 import { CommandFailedError } from "../../exec/run.js";
 import type { DockerCli } from "./cli.js";
 
+/**
+ * How long a start waits for the bundle's daemons to report ready. Ready takes about a second on
+ * an idle machine, and a bundle that exits ends the wait at once; the margin is for a busy one —
+ * several starts at once on two cores, with dozens of bottles up, took up to 25 s.
+ */
+export const BUNDLE_READY_DEADLINE_MS = 60_000;
+
 export class ReadinessError extends Error {}
 
 export type EventMatch = string | ((event: Record<string, unknown>) => boolean);
