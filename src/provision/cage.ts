@@ -23,7 +23,7 @@ export const DENY_TIMEOUT_MS = 40;
 export const ALLOW_TIMEOUT_MS = 5_000;
 /** `start` runs the probes as soon as the agent runs, while the bundle may still be starting: an
  * allowed probe refused meanwhile tries again for as long as a backend waits for the bundle. */
-export const BUNDLE_WAIT_MS = 15_000;
+export const BUNDLE_WAIT_MS = 60_000;
 
 /** A public address and name the cage must not reach; only a broken cage would send to them. */
 const OUTSIDE_IPV4 = "1.1.1.1";
@@ -123,7 +123,10 @@ export function cageProbes(
     kind,
     host,
     ...(port !== undefined ? { port } : {}),
-    timeoutMs: DENY_TIMEOUT_MS,
+    // A probe that passes on silence gives up soon; one that passes only on an answer (a closed
+    // port's refusal, a local error) waits for it, so a busy machine's slow answer is not
+    // mistaken for a way out.
+    timeoutMs: codes.includes("timeout") ? DENY_TIMEOUT_MS : ALLOW_TIMEOUT_MS,
     expect: { refused: codes },
   });
   return [

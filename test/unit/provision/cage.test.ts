@@ -5,11 +5,13 @@ import { describe, test } from "node:test";
 import type { Bottle, ExecOptions } from "../../../src/backends/backend.js";
 import { CommandFailedError, run } from "../../../src/exec/run.js";
 import {
+  ALLOW_TIMEOUT_MS,
   assertCaged,
   CAGE_PROBE_SCRIPT,
   CageError,
   cageLine,
   cageProbes,
+  DENY_TIMEOUT_MS,
   judge,
   selfTestCage,
   type ProbeOutcome,
@@ -63,6 +65,14 @@ describe("the cage self-test's judgement", () => {
     const unlisted = probes.find((p) => p.name === "bundle-port");
     assert.notEqual(unlisted?.port, 9099, "the unlisted bundle port is not the egress port");
     assert.equal(new Set(names).size, names.length, "names are unique");
+  });
+
+  test("a probe that passes on silence gives up soon; one that passes on an answer waits for it", () => {
+    const waits = Object.fromEntries(probes.map((p) => [p.name, p.timeoutMs]));
+    for (const n of ["ip-literal", "metadata", "dns", "no-proxy", "host-gateway"])
+      assert.equal(waits[n], DENY_TIMEOUT_MS, n);
+    // A busy machine's late refusal from the bundle is still a refusal, not a way out.
+    for (const n of ["bundle-port", "ipv6", "egress"]) assert.equal(waits[n], ALLOW_TIMEOUT_MS, n);
   });
 
   test("passes a closed cage and says so in one line", () => {
