@@ -46,12 +46,14 @@ export async function bottlesOnEngine(docker: DockerCli): Promise<number> {
   return new Set(resources.map((r) => r.slug)).size;
 }
 
+const tooLittle = (mib: number | undefined): boolean => mib !== undefined && mib < START_MEMORY_MIB;
+
 /** Refuses a start the host has no memory for; undefined when there is enough (or no figure). */
 export function memoryRefusal(
   availableMib: number | undefined,
   bottles: number,
 ): MachineFullError | undefined {
-  if (availableMib === undefined || availableMib >= START_MEMORY_MIB) return undefined;
+  if (!tooLittle(availableMib)) return undefined;
   return new MachineFullError(
     `this machine has ${availableMib} MiB of memory available, less than the ${START_MEMORY_MIB} MiB a bottle needs to start: ${bottlesOn(bottles)}`,
     `${STOP_SOME}, or free memory on the host`,
@@ -88,11 +90,16 @@ const ENGINE_LIMITS: { pattern: RegExp; what: string; remedy: string }[] = [
   },
 ];
 
+/** What the engine's refusal says ran out, when it is one of ENGINE_LIMITS. */
+function engineLimit(err: unknown): (typeof ENGINE_LIMITS)[number] | undefined {
+  if (!(err instanceof CommandFailedError)) return undefined;
+  return ENGINE_LIMITS.find((l) => l.pattern.test(err.stderr));
+}
+
 /** The engine's refusal as a full machine, when it is one; undefined for any other failure. */
 export function engineLimitError(err: unknown, bottles: number): MachineFullError | undefined {
-  if (!(err instanceof CommandFailedError)) return undefined;
-  const limit = ENGINE_LIMITS.find((l) => l.pattern.test(err.stderr));
-  if (!limit) return undefined;
+  const limit = engineLimit(err);
+  if (!limit || !(err instanceof CommandFailedError)) return undefined;
   const line = err.stderr
     .split("\n")
     .map((l) => l.trim())
@@ -107,7 +114,7 @@ export function engineLimitError(err: unknown, bottles: number): MachineFullErro
 /** Refuses a start before anything is created when the host's memory is already too low. */
 export async function refuseWithoutMemory(docker: DockerCli): Promise<void> {
   const available = await availableMemoryMib();
-  if (available === undefined || available >= START_MEMORY_MIB) return;
+  if (!tooLittle(available)) return;
   const refusal = memoryRefusal(available, await bottlesOnEngine(docker));
   if (refusal) throw refusal;
 }
@@ -117,6 +124,7 @@ export async function machineFull(
   docker: DockerCli,
   err: unknown,
 ): Promise<MachineFullError | undefined> {
-  if (!engineLimitError(err, 0)) return undefined;
+  // Counting the bottles is an engine call: made only for a refusal that will quote it.
+  if (!engineLimit(err)) return undefined;
   return engineLimitError(err, await bottlesOnEngine(docker));
 }

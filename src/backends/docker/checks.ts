@@ -5,13 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { BotBottleError } from "../../errors.js";
 import { CommandNotFoundError } from "../../exec/run.js";
-import {
-  addressPoolOf,
-  formatCidr,
-  poolCapacity,
-  SUBNET_POOL_ENV,
-  type AddressPool,
-} from "../address-pool.js";
+import { addressPoolOf, poolCapacity, SUBNET_POOL_ENV, type AddressPool } from "../address-pool.js";
 import type { Check } from "../../shared/checks.js";
 import { LABEL_SCHEMA_VERSION, LABELS } from "../../shared/labels.js";
 import { diskCheck } from "../../state/disk.js";
@@ -19,7 +13,7 @@ import { engineFailureReason, type DockerCli } from "./cli.js";
 import { AGENT_VERSION_LABEL, agentPackageSpec, imageCatalog } from "./images.js";
 import { formatSize, imageFor, inspectImages, type InspectedImage } from "./inspect.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
-import { poolUsage } from "./networks.js";
+import { describeRoutes, poolUsage } from "./networks.js";
 import { plural } from "./capacity.js";
 
 async function engineCheck(docker: DockerCli): Promise<Check> {
@@ -107,7 +101,7 @@ async function poolCheck(docker: DockerCli): Promise<Check> {
   const usage = await poolUsage(docker, pool);
   const source = pool.setBy === "default" ? "the default" : `from ${SUBNET_POOL_ENV}`;
   const routes = usage.shadowing.length
-    ? `; the host's routes ${usage.shadowing.map((r) => `${formatCidr(r.subnet)} (${r.device})`).join(", ")} overlap it`
+    ? `; the host's routes ${describeRoutes(usage.shadowing)} overlap it`
     : "";
   const detail = `${pool.cidr} (${source}, a /${pool.prefix} per network): room for ${usage.freeBottles} more of ${plural(poolCapacity(pool), "bottle")}, ${usage.bottles} on this engine${routes}`;
   const remedy = `set ${SUBNET_POOL_ENV} to a larger private range free on this host`;

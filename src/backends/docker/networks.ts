@@ -169,25 +169,33 @@ export async function createBottleNetworks(
   return Object.fromEntries(await Promise.all(networks.map(createOne)));
 }
 
+/** Host routes over the pool, other than bot-bottle's own bridges (whose names start "bb"). */
+function shadowingRoutes(pool: AddressPool, routes: readonly HostRoute[]): HostRoute[] {
+  const p = parseCidr(pool.cidr) as Subnet;
+  return routes.filter((r) => overlaps(r.subnet, p) && !r.device.startsWith("bb"));
+}
+
+/** "10.0.0.0/8 (tun0), …" */
+export function describeRoutes(routes: readonly HostRoute[]): string {
+  return routes.map((r) => `${formatCidr(r.subnet)} (${r.device})`).join(", ");
+}
+
 /** The pool has no free subnet left: says how full, and whether the host's routes take part. */
 function poolFull(
   pool: AddressPool,
   routes: readonly HostRoute[],
   bottles: { engine: number; pool: number },
 ): MachineFullError {
-  const p = parseCidr(pool.cidr) as Subnet;
-  const shadowing = routes.filter((r) => overlaps(r.subnet, p) && !/^bb/.test(r.device));
+  const shadowing = shadowingRoutes(pool, routes);
+  const coverAll =
+    freeCount(
+      freeSlots(
+        pool,
+        shadowing.map((r) => r.subnet),
+      ),
+    ) === 0;
   const byRoutes = shadowing.length
-    ? `; the host's routes ${shadowing.map((r) => `${formatCidr(r.subnet)} (${r.device})`).join(", ")} cover ${
-        freeCount(
-          freeSlots(
-            pool,
-            shadowing.map((r) => r.subnet),
-          ),
-        ) === 0
-          ? "all"
-          : "part"
-      } of it`
+    ? `; the host's routes ${describeRoutes(shadowing)} cover ${coverAll ? "all" : "part"} of it`
     : "";
   const source = pool.setBy === "default" ? "the default" : `set by ${SUBNET_POOL_ENV}`;
   return new MachineFullError(
@@ -203,11 +211,10 @@ export async function poolUsage(
   routes: () => Promise<HostRoute[]> = hostRoutes,
 ): Promise<{ freeBottles: number; bottles: number; shadowing: HostRoute[] }> {
   const [known, engine] = await Promise.all([routes(), engineNetworks(docker)]);
-  const p = parseCidr(pool.cidr) as Subnet;
   const taken = [...known.map((r) => r.subnet), ...engine.flatMap((n) => n.subnets)];
   return {
     freeBottles: Math.floor(freeCount(freeSlots(pool, taken)) / 2),
     bottles: bottleCounts(pool, engine).engine,
-    shadowing: known.filter((r) => overlaps(r.subnet, p) && !/^bb/.test(r.device)),
+    shadowing: shadowingRoutes(pool, known),
   };
 }
