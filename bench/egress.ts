@@ -358,7 +358,7 @@ async function main(): Promise<void> {
           ? ["--cpu-prof", "--cpu-prof-dir", process.env["BENCH_PROFILE"]]
           : []),
         ...(process.env["BENCH_NODE_FLAGS"]?.split(" ").filter(Boolean) ?? []),
-        join(PACKAGE_ROOT, "dist", "sidecars", "egress", "main.js"),
+        join(PACKAGE_ROOT, "dist", "bundle", "sidecars", "egress", "main.js"),
         "--port",
         String(egressPort),
         "--config",

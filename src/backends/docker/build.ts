@@ -8,20 +8,15 @@
  * (npm-host.ts): both count in its recipe.
  */
 import { createHash } from "node:crypto";
-import { access, readFile, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { Progress } from "../../shared/progress.js";
 import { PrerequisiteError, UsageError } from "../../errors.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { DockerCli } from "./cli.js";
 import { LABEL_PREFIX, LABEL_SCHEMA_VERSION } from "../../shared/labels.js";
-import {
-  addFolder,
-  assembleContext,
-  hashContext,
-  type BuildContext,
-  type WalkFilter,
-} from "./context.js";
+import { addFolder, assembleContext, hashContext, type BuildContext } from "./context.js";
 import { dockerBuild, ImageBuildError } from "./docker-build.js";
 import {
   agentPackageSpec,
@@ -115,108 +110,6 @@ export function recipeOf(contextDigest: string, baseId: string, args: Record<str
     .slice(0, 16);
 }
 
-/**
- * The packages the bundle's code imports at run time: zod (shared/'s schemas) and the MCP SDK
- * (supervise's server), each with its `dependencies` and `peerDependencies`, walked from
- * node_modules. The SDK's own list is replaced by the few its server side imports at run time
- * (server/index.js and server/streamableHttp.js, and what they import): the rest of its
- * dependencies (express, cors, jose, eventsource, cross-spawn, pkce-challenge, … — its client,
- * OAuth and Express helpers; 83 of the 94 packages) never load in the bundle. Should an SDK
- * update import one more, the supervise daemon fails at start (refusing everything), and
- * running it in the built image shows it.
- */
-const BUNDLE_PACKAGES = ["zod", "@modelcontextprotocol/sdk"];
-const RUNTIME_DEPENDENCIES: Readonly<Record<string, readonly string[]>> = {
-  "@modelcontextprotocol/sdk": [
-    "@hono/node-server", // StreamableHTTPServerTransport on node:http (with its peer, hono)
-    "hono",
-    "ajv", // the Server class checks JSON Schemas with it
-    "ajv-formats",
-    "content-type",
-    "zod-to-json-schema",
-    "zod",
-  ],
-};
-
-interface BundlePackage {
-  name: string;
-  dir: string;
-  /** `"type": "module"`: its .js files are ES modules, its .cjs files the CommonJS twins. */
-  esm: boolean;
-}
-
-interface PackageJson {
-  type?: string;
-  dependencies?: Record<string, string>;
-  peerDependencies?: Record<string, string>;
-  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
-}
-
-/** Where Node would find `name` from `from`: the nearest node_modules/<name> up the tree. */
-async function packageDir(name: string, from: string): Promise<string | undefined> {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const candidate = join(dir, "node_modules", name);
-    if (
-      await access(join(candidate, "package.json")).then(
-        () => true,
-        () => false,
-      )
-    )
-      return candidate;
-    if (dirname(dir) === dir) return undefined;
-  }
-}
-
-/**
- * The packages of BUNDLE_PACKAGES and their runtime closure, one copy of each (the bundle's
- * node_modules is flat: two versions of one package are an error, not a guess).
- */
-async function bundlePackages(): Promise<BundlePackage[]> {
-  const found = new Map<string, BundlePackage>();
-  const visit = async (name: string, from: string, by: string): Promise<void> => {
-    const dir = await packageDir(name, from);
-    if (dir === undefined)
-      throw new Error(
-        `the bundle image needs ${name} (${by}), which is not installed: run \`npm install\``,
-      );
-    const seen = found.get(name);
-    if (seen) {
-      if (seen.dir !== dir)
-        throw new Error(
-          `the bundle image would need two copies of ${name}: ${seen.dir} and ${dir}`,
-        );
-      return;
-    }
-    const manifest = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as PackageJson;
-    found.set(name, { name, dir, esm: manifest.type === "module" });
-    const peers = Object.keys(manifest.peerDependencies ?? {}).filter(
-      (p) => manifest.peerDependenciesMeta?.[p]?.optional !== true,
-    );
-    const deps = RUNTIME_DEPENDENCIES[name] ?? [
-      ...Object.keys(manifest.dependencies ?? {}),
-      ...peers,
-    ];
-    for (const dep of deps) await visit(dep, dir, `needed by ${name}`);
-  };
-  for (const name of BUNDLE_PACKAGES) await visit(name, PACKAGE_ROOT, "imported by the sidecars");
-  return [...found.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
-}
-
-/**
- * A package's files that run: JavaScript, JSON and the licence. Not sources, types or maps, and
- * not the CommonJS twin builds the bundle never loads (it imports): "cjs" folders, and .cjs files
- * beside the .js ES modules of a `"type": "module"` package. Nested node_modules are never taken.
- */
-function runtimeFiles(esm: boolean): WalkFilter {
-  return {
-    dir: (name) => name !== "cjs" && name !== "node_modules",
-    file: (name) =>
-      /\.(js|mjs|json)$/.test(name) ||
-      (!esm && name.endsWith(".cjs")) ||
-      /^(LICEN[CS]E|COPYING)/i.test(name),
-  };
-}
-
 /** The files of an image's build context (a template that runs npm gets the host's CAs in it). */
 export async function imageContext(
   entry: Buildable,
@@ -226,14 +119,14 @@ export async function imageContext(
   await addFolder(context, join(PACKAGE_ROOT, "images", entry.dockerfileDir), "");
   if (entry.agentPackage) context.set(BUILD_CA_FILE, { content: npm?.caBundle ?? "" });
   if (entry.withSidecars) {
-    const noMaps = { file: (name: string) => !name.endsWith(".map") };
-    // The compiled sidecar code, and the shared types it imports; nothing else of the CLI.
-    for (const part of ["sidecars", "shared"])
-      await addFolder(context, join(PACKAGE_ROOT, "dist", part), `app/${part}`, noMaps);
-    // The bundle has no node_modules of its own: the packages its code imports go beside it.
-    for (const pkg of await bundlePackages())
-      await addFolder(context, pkg.dir, `app/node_modules/${pkg.name}`, runtimeFiles(pkg.esm));
-    context.set("app/package.json", { content: '{ "type": "module" }\n' });
+    // The sidecars as scripts/bundle.ts bundled them: one file per daemon, its packages inside
+    // (with their licences beside), and nothing else of the CLI.
+    const bundled = join(PACKAGE_ROOT, "dist", "bundle");
+    if (!existsSync(join(bundled, "sidecars", "init", "main.js")))
+      throw new Error(
+        `the bundle image is built from ${bundled}, which has no sidecars: run \`npm run build\``,
+      );
+    await addFolder(context, bundled, "app");
   }
   return context;
 }

@@ -96,10 +96,12 @@ export class EgressProxy implements ProxyContext {
       keepAlive: true,
       noDelay: true,
       // A request head must be complete within the handshake limit; bodies are bounded by the
-      // idle limit on their socket instead, so a long upload is not cut off.
+      // idle limit on their socket instead, so a long upload is not cut off. Node checks the
+      // deadline on a timer that runs whether or not anything is connected: every quarter of the
+      // limit, a head late by at most a quarter is cut off, and an idle proxy wakes rarely.
       headersTimeout: this.limits.handshakeMs,
       requestTimeout: 0,
-      connectionsCheckingInterval: Math.min(1000, this.limits.handshakeMs),
+      connectionsCheckingInterval: Math.ceil(this.limits.handshakeMs / 4),
     };
     this.server = createServer(serverOptions);
     this.inner = createServer(serverOptions);

@@ -13,12 +13,13 @@ export interface ProbeTiming {
 }
 
 /**
- * Every 5 s, 2 s to answer. A probe is one loopback GET per probed daemon: 50 bottles on a host
- * cost 10 requests a second in all. 5 s keeps init's report fresh for the engine's health check
- * (every 30 s, backends/docker/health.ts) and well inside its window; 2 s is far more than a
- * working daemon needs to answer on loopback, and less than the check's own deadline.
+ * Every 15 s, 2 s to answer. A probe is one loopback GET per probed daemon, a wake-up of init and
+ * of the daemon: idle bottles pay for it all day, so it runs no more often than it must to keep
+ * init's report fresh for the engine's health check (every 60 s, backends/docker/health.ts).
+ * 2 s is far more than a working daemon needs to answer on loopback, and less than the check's
+ * own deadline.
  */
-export const PROBE_TIMING: ProbeTiming = { intervalMs: 5000, timeoutMs: 2000 };
+export const PROBE_TIMING: ProbeTiming = { intervalMs: 15_000, timeoutMs: 2000 };
 
 /** Undefined when the daemon answered 2xx in time; otherwise why not, in a few words. */
 export function probeDaemon(probe: Probe, timeoutMs: number): Promise<string | undefined> {

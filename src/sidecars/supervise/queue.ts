@@ -36,7 +36,7 @@ export interface QueueOptions {
   /** The folder the host writes `<id>.json` decisions into. */
   decisionsDir: string;
   log: Logger;
-  /** How often the decisions folder is read while a request waits (ms). */
+  /** How often the decisions folder is read while a request waits (ms); never while none does. */
   pollMs?: number;
 }
 
@@ -114,7 +114,7 @@ export class RequestQueue {
 
   /**
    * Reads what earlier runs recorded: a request still waiting is denied (restart), a lease still
-   * running gets its expiry back. Then starts reading the decisions folder.
+   * running gets its expiry back.
    */
   open(): void {
     mkdirSync(dirname(this.options.auditFile), { recursive: true });
@@ -174,8 +174,20 @@ export class RequestQueue {
       );
     // Decision files already there decide nothing: every request they could name is decided.
     for (const file of this.decisionFiles()) this.seen.add(file.identity);
-    this.poller = setInterval(() => this.poll(), this.options.pollMs ?? 250);
-    this.poller.unref();
+  }
+
+  /**
+   * The decisions folder is read only while a request waits: an idle bottle's supervise wakes for
+   * nothing (50 idle bottles polling four times a second cost a tenth of a core).
+   */
+  private pollWhileWaiting(): void {
+    if (this.waiting.size > 0 && this.poller === undefined && !this.closed) {
+      this.poller = setInterval(() => this.poll(), this.options.pollMs ?? 250);
+      this.poller.unref();
+    } else if (this.waiting.size === 0 && this.poller !== undefined) {
+      clearInterval(this.poller);
+      this.poller = undefined;
+    }
   }
 
   close(): void {
@@ -253,6 +265,7 @@ export class RequestQueue {
     const entry: Entry = { id, body, key, expired: false, waiters: new Set(), timers: new Set() };
     this.entries.set(id, entry);
     this.waiting.set(key, entry);
+    this.pollWhileWaiting();
     this.at(entry, deadline, () => this.settle(entry, { outcome: "denied", by: "timeout" }));
     this.log("request", `request ${id}: ${visible(describeRequest(body))}`, {
       id,
@@ -399,6 +412,7 @@ export class RequestQueue {
     }
     entry.decided = record;
     if (this.waiting.get(entry.key) === entry) this.waiting.delete(entry.key);
+    this.pollWhileWaiting();
     for (const timer of entry.timers) clearTimeout(timer);
     entry.timers.clear();
     this.log("decided", `request ${entry.id} ${record.outcome} by ${record.by}`, {

@@ -3,7 +3,7 @@
  * frozen with SIGSTOP inside the bundle, its port still open) turns the bundle's engine health
  * check unhealthy, and `bot-bottle ls` and `bot-bottle doctor` name it. First the same bottle
  * answering, read the same ways; last the same daemon thawed, and both say so again. The check
- * runs every second here (BOT_BOTTLE_HEALTH_INTERVAL); in use it runs every 30 s.
+ * runs every second here (BOT_BOTTLE_HEALTH_INTERVAL); in use it runs every 60 s.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { parse } from "jsonc-parser";
-import { runCli, STACK_LINE } from "../../helpers/cli.js";
+import { CLI, runCli, STACK_LINE } from "../../helpers/cli.js";
 import { EXAMPLE_FILE, example } from "../../helpers/manifest.js";
 
 describe("bot-bottle validate, schema and init, through the built CLI", () => {
@@ -80,6 +82,21 @@ describe("bot-bottle validate, schema and init, through the built CLI", () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /no agent "ghost"/);
     assert.match(r.stderr, /coder, probe/);
+  });
+
+  test("a reader that closes its end early (`schema | head -1`) ends the command quietly, status 0", async () => {
+    // First the whole output, read to its end.
+    const whole = await runCli(["schema"]);
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.ok(whole.stdout.length > 1000);
+    // Then a reader that is gone before a byte is written: every write meets a closed pipe.
+    const child = spawn(process.execPath, [CLI, "schema"], { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const [code] = (await once(child, "close")) as [number | null];
+    assert.equal(stderr, "");
+    assert.equal(code, 0);
   });
 
   test("schema prints a JSON Schema that a standard validator uses to accept the example", async () => {

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PACKAGE_ROOT } from "../../../src/package-root.js";
 
-const INIT = join(PACKAGE_ROOT, "dist", "sidecars", "init", "main.js");
-const EGRESS = join(PACKAGE_ROOT, "dist", "sidecars", "egress", "main.js");
+const INIT = join(PACKAGE_ROOT, "dist", "bundle", "sidecars", "init", "main.js");
+const EGRESS = join(PACKAGE_ROOT, "dist", "bundle", "sidecars", "egress", "main.js");
 const SECRET = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
 
 /** Runs a compiled sidecar to its end: exit code and the JSON events it wrote. */

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import type { InitConfig } from "../../../src/shared/init-config.js";
 import { PACKAGE_ROOT } from "../../../src/package-root.js";
 
-const INIT = join(PACKAGE_ROOT, "dist", "sidecars", "init", "main.js");
+const INIT = join(PACKAGE_ROOT, "dist", "bundle", "sidecars", "init", "main.js");
 const DAEMON = join(PACKAGE_ROOT, "test", "fixtures", "daemon.mjs");
 
 function freePort(): Promise<number> {

@@ -3,7 +3,7 @@ import { request as httpRequest } from "node:http";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, mock, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { startSupervise, type SuperviseServer } from "../../../src/sidecars/supervise/server.js";
@@ -71,7 +71,11 @@ async function connect(url: string) {
   return { client, transport };
 }
 
-async function start(config: Partial<SuperviseConfig> = {}, dir?: string): Promise<Harness> {
+async function start(
+  config: Partial<SuperviseConfig> = {},
+  dir?: string,
+  pollMs?: number,
+): Promise<Harness> {
   const root = dir ?? (await mkdtemp(join(tmpdir(), "bot-bottle-supervise-")));
   const decisions = join(root, "decisions");
   const audit = join(root, "audit");
@@ -84,6 +88,7 @@ async function start(config: Partial<SuperviseConfig> = {}, dir?: string): Promi
     host: "127.0.0.1",
     port: 0,
     log: (event, message) => logs.push({ event, message }),
+    ...(pollMs !== undefined ? { pollMs } : {}),
   });
   const { client, transport } = await connect(server.url);
   const records = async () => {
@@ -445,6 +450,35 @@ describe("the supervise MCP server", () => {
       assert.ok(line?.event === "decided");
       assert.deepEqual([line.outcome, line.answer], ["answered", "use main"]);
     });
+  });
+
+  test("the decisions folder is read only while a request waits: an idle server sets no timer for it", async () => {
+    const POLL_MS = 37;
+    const polls = () =>
+      setIntervalSpy.mock.calls.filter((c) => c.arguments[1] === POLL_MS).map((c) => c.result);
+    const setIntervalSpy = mock.method(globalThis, "setInterval");
+    const clearIntervalSpy = mock.method(globalThis, "clearInterval");
+    try {
+      const h = await start({ waitSeconds: 5 }, undefined, POLL_MS);
+      harnesses.push(h);
+      await h.call("request_status", { id: "r-0000000000" });
+      assert.equal(polls().length, 0, "no poll timer before any request");
+
+      const call = h.call("ask_operator", { question: "Which port?" });
+      const id = await h.requestId((r) => r.request.kind === "question");
+      assert.equal(polls().length, 1, "one poll timer while the request waits");
+      await h.decide({ id, decision: "answer", answer: "8080" });
+      assert.equal((await call).text, "answer: 8080");
+      const [poller] = polls();
+      assert.ok(
+        clearIntervalSpy.mock.calls.some((c) => c.arguments[0] === poller),
+        "the poll timer is cleared once nothing waits",
+      );
+      assert.equal(polls().length, 1);
+    } finally {
+      setIntervalSpy.mock.restore();
+      clearIntervalSpy.mock.restore();
+    }
   });
 
   test("a call that waits its bound answers pending; request_status then reports the decision", async () => {

@@ -35,12 +35,12 @@ describe("the bundle's health check", () => {
     assert.doesNotMatch(cmd, /\bnode\b|curl|wget/);
     assert.equal(cmd.split("'").length, 3, "one single-quoted script: sh passes it whole");
     assert.match(cmd, /"HTTP\/1\."\?" 200 "\*\) exit 0/);
-    assert.equal(flags[flags.indexOf("--health-interval") + 1], "30s");
+    assert.equal(flags[flags.indexOf("--health-interval") + 1], "60s");
   });
 
   test("its interval may be shortened by the environment, in whole seconds only", () => {
     assert.equal(healthInterval({ [HEALTH_INTERVAL_ENV]: "1" }), 1);
-    assert.equal(healthInterval({ [HEALTH_INTERVAL_ENV]: "" }), 30);
+    assert.equal(healthInterval({ [HEALTH_INTERVAL_ENV]: "" }), 60);
     for (const bad of ["0", "1.5", "2s", "-1", "99999"])
       assert.throws(
         () => healthInterval({ [HEALTH_INTERVAL_ENV]: bad }),
