@@ -2,44 +2,52 @@
 import { LABELS, type Role } from "../../shared/labels.js";
 import type { BackendName, Resource } from "../backend.js";
 import type { DockerCli } from "./cli.js";
+import { engineGet, filtersQuery, socketOf } from "./engine-api.js";
 import { healthOfStatus } from "./health.js";
 
 const FIELDS = ["slug", "role", "stateDir", "agent", "bottle", "backend", "ports"] as const;
 const labelColumns = FIELDS.map((f) => `{{.Label "${LABELS[f]}"}}`).join("\t");
 
-function parse(kind: "container" | "network", out: string): Resource[] {
+/** One container or network as either source lists it. */
+interface Listed {
+  name: string;
+  state: string;
+  /** `docker ps`'s Status column ("Up 2 minutes (healthy)"); "-" for a network. */
+  status: string;
+  created: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+function toResource(kind: "container" | "network", listed: Listed): Resource {
+  const label = (f: (typeof FIELDS)[number]) => listed.labels[LABELS[f]] ?? "";
+  const health = healthOfStatus(listed.status);
+  const ports = label("ports");
+  return {
+    kind,
+    name: listed.name,
+    state: listed.state,
+    created: listed.created,
+    slug: label("slug"),
+    role: label("role") as Role,
+    stateDir: label("stateDir"),
+    agent: label("agent"),
+    bottle: label("bottle"),
+    backend: (label("backend") || "docker") as BackendName,
+    ...(ports ? { ports: parsePorts(ports) } : {}),
+    ...(health ? { health } : {}),
+  };
+}
+
+/** The CLI's lines: the fixed columns, then one per label of FIELDS, tab-separated. */
+function fromCli(out: string): Listed[] {
   return out
     .split("\n")
     .filter((l) => l.trim())
     .map((line) => {
-      const [
-        name = "",
-        state = "",
-        status = "",
-        created = "",
-        slug = "",
-        role = "",
-        stateDir = "",
-        agent = "",
-        bottle = "",
-        backend = "",
-        ports = "",
-      ] = line.split("\t");
-      const health = healthOfStatus(status);
-      return {
-        kind,
-        name,
-        state,
-        created,
-        slug,
-        role: role as Role,
-        stateDir,
-        agent,
-        bottle,
-        backend: (backend || "docker") as BackendName,
-        ...(ports ? { ports: parsePorts(ports) } : {}),
-        ...(health ? { health } : {}),
-      };
+      const [name = "", state = "", status = "", created = "", ...values] = line.split("\t");
+      const labels: Record<string, string> = {};
+      FIELDS.forEach((f, i) => (labels[LABELS[f]] = values[i] ?? ""));
+      return { name, state, status, created, labels };
     });
 }
 
@@ -73,7 +81,62 @@ export function dockerResources(docker: DockerCli, slug?: string): Promise<Resou
 }
 
 async function listResources(docker: DockerCli, slug?: string): Promise<Resource[]> {
-  const filter = ["--filter", slug ? `label=${LABELS.slug}=${slug}` : `label=${LABELS.slug}`];
+  const label = slug ? `${LABELS.slug}=${slug}` : LABELS.slug;
+  const socket = socketOf(docker.env);
+  // The API when the CLI would talk to the same socket; the CLI when not, or when it fails.
+  const fromEngine = socket ? await fromApi(socket, label).catch(() => undefined) : undefined;
+  const listed = fromEngine ?? (await fromCliCalls(docker, label));
+  return [
+    ...listed.containers.map((c) => toResource("container", c)),
+    ...listed.networks.map((n) => toResource("network", n)),
+  ];
+}
+
+type Listing = { containers: Listed[]; networks: Listed[] };
+
+/** Both lists from the engine's API: two requests on its socket. */
+async function fromApi(socket: string, label: string): Promise<Listing> {
+  const query = filtersQuery({ label: [label] });
+  const [containers, networks] = (await Promise.all([
+    engineGet(socket, `/containers/json?all=1&${query}`),
+    engineGet(socket, `/networks?${query}`),
+  ])) as [ApiContainer[], ApiNetwork[]];
+  return {
+    containers: containers.map((c) => ({
+      name: (c.Names?.[0] ?? c.Id ?? "").replace(/^\//, ""),
+      state: c.State ?? "",
+      status: c.Status ?? "",
+      created: c.Created !== undefined ? new Date(c.Created * 1000).toISOString() : "",
+      labels: c.Labels ?? {},
+    })),
+    networks: networks.map((n) => ({
+      name: n.Name ?? "",
+      state: "-",
+      status: "-",
+      created: n.Created ?? "",
+      labels: n.Labels ?? {},
+    })),
+  };
+}
+
+interface ApiContainer {
+  Id?: string;
+  Names?: string[];
+  State?: string;
+  Status?: string;
+  Created?: number;
+  Labels?: Record<string, string> | null;
+}
+
+interface ApiNetwork {
+  Name?: string;
+  Created?: string;
+  Labels?: Record<string, string> | null;
+}
+
+/** Both lists from the `docker` CLI: two processes. */
+async function fromCliCalls(docker: DockerCli, label: string): Promise<Listing> {
+  const filter = ["--filter", `label=${label}`];
   const [containers, networks] = await Promise.all([
     docker.run([
       "ps",
@@ -90,7 +153,7 @@ async function listResources(docker: DockerCli, slug?: string): Promise<Resource
       `{{.Name}}\t-\t-\t{{.CreatedAt}}\t${labelColumns}`,
     ]),
   ]);
-  return [...parse("container", containers.stdout), ...parse("network", networks.stdout)];
+  return { containers: fromCli(containers.stdout), networks: fromCli(networks.stdout) };
 }
 
 /** The one container of a role among a bottle's resources. */
