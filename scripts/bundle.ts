@@ -1,7 +1,8 @@
 // What ships, bundled from tsc's output by esbuild:
 //  - the CLI: dist/bot-bottle.js, the command line and every package it imports, so a command
-//    loads one module instead of some two hundred (`ls` starts in about half the time). Split
-//    into a chunk per command it was no faster: `ls` needs most of the code `start` does;
+//    loads one module instead of some two hundred (`ls` starts in about half the time); what a
+//    command imports only when it runs (the dashboard's ink and React) is a chunk of its own in
+//    dist/chunks/, which no other command loads;
 //  - the sidecars: dist/bundle/sidecars/<name>/main.js, one self-contained file per daemon
 //    (its packages inside), which is all the bundle image copies. A daemon starts by reading one
 //    file instead of some two hundred modules, on each of the many bottles a machine runs.
@@ -62,13 +63,19 @@ async function licences(dirs: readonly string[]): Promise<string> {
   return parts.join("\n");
 }
 
-await rm("dist/bundle", { recursive: true, force: true });
+await Promise.all(
+  ["dist/bundle", "dist/chunks"].map((dir) => rm(dir, { recursive: true, force: true })),
+);
 
 const [, sidecars] = await Promise.all([
   build({
     ...COMMON,
-    entryPoints: ["dist/cli/bin.js"],
-    outfile: "dist/bot-bottle.js",
+    entryPoints: { "bot-bottle": "dist/cli/bin.js" },
+    outdir: "dist",
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+    // ink loads React's developer tools only when asked to (DEV=true); they are not shipped.
+    external: ["react-devtools-core"],
   }),
   build({
     ...COMMON,

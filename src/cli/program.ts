@@ -25,6 +25,7 @@ const COMMAND_FILES = {
   bottles: () => import("./bottles.js").then((m) => m.registerBottleCommands),
   egress: () => import("./egress.js").then((m) => m.registerEgress),
   requests: () => import("./requests.js").then((m) => m.registerRequests),
+  dashboard: () => import("./dashboard.js").then((m) => m.registerDashboard),
   validate: () => import("./validate.js").then((m) => m.registerValidate),
   schema: () => import("./schema.js").then((m) => m.registerSchema),
   setup: () => import("./setup.js").then((m) => m.registerSetup),

@@ -11,12 +11,11 @@ import {
   denyRequest,
   leaseText,
   listRequests,
+  requestCells,
   requestBottles,
-  settled,
   type BottleRequest,
 } from "../lifecycle/requests.js";
 import { watchNotify } from "../lifecycle/notify.js";
-import { roughDuration } from "../shared/duration.js";
 import { visible } from "../shared/visible.js";
 import { describeRequest, followAudit } from "../state/audit.js";
 import { escapedJson, loadQueue } from "../state/queue.js";
@@ -25,31 +24,6 @@ import { writeLine } from "./context.js";
 import { table } from "./table.js";
 
 const HEADER = ["ID", "BOTTLE", "AGE", "KIND", "WHAT", "REASON", "STATUS"];
-
-function statusCell(e: BottleRequest, now: Date): string {
-  if (e.status === "pending") {
-    if (e.sent) return `pending (${e.sent} sent)`;
-    return `pending (${roughDuration((Date.parse(e.deadline) - now.getTime()) / 1000)} left)`;
-  }
-  if (e.status === "approved" && e.outcome?.until)
-    return `approved until ${e.outcome.until.slice(11, 16)} UTC`;
-  return settled(e);
-}
-
-/** One request as table cells, the agent's text escaped. */
-export function requestRow(e: BottleRequest, now: Date): string[] {
-  const flags = e.flags.length ? ` [! ${e.flags.join("; ")}]` : "";
-  const reason = e.request.kind === "question" ? "-" : JSON.stringify(e.request.reason);
-  return [
-    e.id,
-    e.slug,
-    roughDuration((now.getTime() - Date.parse(e.time)) / 1000),
-    e.request.kind,
-    visible(describeRequest(e.request) + flags),
-    visible(reason),
-    statusCell(e, now),
-  ];
-}
 
 /** For programs: the entry with its bottle, raw values JSON-escaped. */
 export function requestJson(e: BottleRequest): string {
@@ -142,7 +116,7 @@ export function registerRequests(program: Command, ctx: CliContext): void {
       });
       if (options.json) for (const e of entries) writeLine(ctx.stdout, requestJson(e));
       else if (entries.length > 0)
-        for (const line of table([HEADER, ...entries.map((e) => requestRow(e, now))]))
+        for (const line of table([HEADER, ...entries.map((e) => requestCells(e, now))]))
           writeLine(ctx.stdout, line);
       else if (!options.follow)
         writeLine(
@@ -155,7 +129,7 @@ export function registerRequests(program: Command, ctx: CliContext): void {
       await follow(ctx, bottles, (e) => {
         if (options.json) writeLine(ctx.stdout, requestJson(e));
         else {
-          writeLine(ctx.stdout, requestRow(e, new Date()).join("  "));
+          writeLine(ctx.stdout, requestCells(e, new Date()).join("  "));
           warnFlags(ctx, [e]);
         }
       });

@@ -8,9 +8,15 @@
 import { basename, join } from "node:path";
 import type { Backend } from "../backends/backend.js";
 import { BotBottleError, EXIT, RefusedError, UsageError } from "../errors.js";
-import { DURATION_EXAMPLE, formatDuration, parseDuration } from "../shared/duration.js";
+import {
+  DURATION_EXAMPLE,
+  formatDuration,
+  parseDuration,
+  roughDuration,
+} from "../shared/duration.js";
 import { REQUEST_ID, type Decision } from "../shared/supervise.js";
 import { visible } from "../shared/visible.js";
+import { describeRequest } from "../state/audit.js";
 import { listStateDirs, readMetadata, type BottleMetadata } from "../state/bottle-state.js";
 import { stateRoot } from "../state/paths.js";
 import { loadQueue, writeDecision, type QueueEntry } from "../state/queue.js";
@@ -298,4 +304,32 @@ export async function approveRequest(options: {
 /** "for 2h (until 15:31:02 UTC)". */
 export function leaseText(seconds: number, until: string): string {
   return `for ${formatDuration(seconds)} (until ${clock(until)})`;
+}
+
+function statusCell(e: BottleRequest, now: Date): string {
+  if (e.status === "pending") {
+    if (e.sent) return `pending (${e.sent} sent)`;
+    return `pending (${roughDuration((Date.parse(e.deadline) - now.getTime()) / 1000)} left)`;
+  }
+  if (e.status === "approved" && e.outcome?.until)
+    return `approved until ${e.outcome.until.slice(11, 16)} UTC`;
+  return settled(e);
+}
+
+/**
+ * One request as the cells `requests` prints and the dashboard shows: id, bottle, age, kind,
+ * what (with its flags), reason, status — everything the agent wrote escaped by visible().
+ */
+export function requestCells(e: BottleRequest, now: Date): string[] {
+  const flags = e.flags.length ? ` [! ${e.flags.join("; ")}]` : "";
+  const reason = e.request.kind === "question" ? "-" : JSON.stringify(e.request.reason);
+  return [
+    e.id,
+    e.slug,
+    roughDuration((now.getTime() - Date.parse(e.time)) / 1000),
+    e.request.kind,
+    visible(describeRequest(e.request) + flags),
+    visible(reason),
+    statusCell(e, now),
+  ];
 }

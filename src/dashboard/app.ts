@@ -1,0 +1,165 @@
+/**
+ * The dashboard running: the state of model.ts drawn by view.ts, kept fresh from source.ts, and
+ * each decision key carried out by the lifecycle call its command makes (`approve`, `deny`,
+ * `answer`), its outcome or its error shown on the status line.
+ */
+import { render, useApp, useInput, useStdout } from "ink";
+import { createElement as h, useCallback, useEffect, useRef, useState } from "react";
+import type { Backend } from "../backends/backend.js";
+import { BotBottleError, UsageError } from "../errors.js";
+import { answerRequest, approveRequest, denyRequest, leaseText } from "../lifecycle/requests.js";
+import { visible } from "../shared/visible.js";
+import {
+  initialState,
+  press,
+  selectedBottle,
+  withData,
+  type DashboardState,
+  type Effect,
+} from "./model.js";
+import { LISTING_INTERVAL_MS, loadAudit, loadData, StateWatcher } from "./source.js";
+import { Dashboard } from "./view.js";
+
+export interface DashboardOptions {
+  env: NodeJS.ProcessEnv;
+  backends: readonly Backend[];
+  /** False when NO_COLOR is set: meaning is carried by marks and words alone. */
+  color: boolean;
+}
+
+/** An error as one status line: the message and its hint, never a stack. */
+function errorText(err: unknown): string {
+  if (err instanceof BotBottleError) return err.hint ? `${err.message} (${err.hint})` : err.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Carries out a decision; the line the status bar shows for it. */
+async function decide(effect: Exclude<Effect, { kind: "quit" }>, options: DashboardOptions) {
+  const { env, backends } = options;
+  switch (effect.kind) {
+    case "approve": {
+      const done = await approveRequest({
+        env,
+        id: effect.id,
+        backends,
+        ...(effect.for !== undefined ? { for: effect.for } : {}),
+      });
+      const lease =
+        done.seconds !== undefined && done.until ? ` ${leaseText(done.seconds, done.until)}` : "";
+      return `approved ${done.id} of ${done.slug}${lease}${done.decision.applied ? `: ${visible(done.decision.applied)}` : ""}`;
+    }
+    case "deny": {
+      const done = await denyRequest({
+        env,
+        id: effect.id,
+        ...(effect.reason ? { reason: effect.reason } : {}),
+      });
+      return `denied ${done.id} of ${done.slug}`;
+    }
+    case "answer": {
+      const done = await answerRequest({ env, id: effect.id, text: effect.text });
+      return `answered ${done.id} of ${done.slug}`;
+    }
+  }
+}
+
+function App(props: DashboardOptions) {
+  const { exit } = useApp();
+  const { stdout } = useStdout();
+  const [size, setSize] = useState({ width: stdout.columns || 80, height: stdout.rows || 24 });
+  const [state, setState] = useState<DashboardState>(initialState);
+  const current = useRef(state);
+  current.current = state;
+  const [changes, setChanges] = useState(0);
+  const watcher = useRef<StateWatcher | undefined>(undefined);
+
+  const refresh = useCallback(async () => {
+    try {
+      const data = await loadData(props.backends, props.env);
+      watcher.current?.watchDirs(data.bottles.map((b) => b.summary.stateDir));
+      setState((s) => withData(s, data.bottles, data.requests));
+      setChanges((n) => n + 1);
+    } catch (err) {
+      setState((s) => ({ ...s, status: { text: errorText(err), error: true } }));
+    }
+  }, [props.backends, props.env]);
+
+  useEffect(() => {
+    const w = new StateWatcher(props.env, () => void refresh());
+    watcher.current = w;
+    void refresh();
+    const listing = setInterval(() => void refresh(), LISTING_INTERVAL_MS);
+    const resize = () => setSize({ width: stdout.columns || 80, height: stdout.rows || 24 });
+    stdout.on("resize", resize);
+    return () => {
+      w.close();
+      clearInterval(listing);
+      stdout.off("resize", resize);
+    };
+  }, [props.env, refresh, stdout]);
+
+  // The selected bottle's audit, read again at each change.
+  const stateDir = selectedBottle(state)?.summary.stateDir;
+  useEffect(() => {
+    if (stateDir === undefined) return;
+    let live = true;
+    loadAudit(stateDir).then(
+      (audit) =>
+        live &&
+        setState((s) => (selectedBottle(s)?.summary.stateDir === stateDir ? { ...s, audit } : s)),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [stateDir, changes]);
+
+  useInput((input, key) => {
+    const { state: next, effect } = press(current.current, input, key);
+    setState(next);
+    if (!effect) return;
+    if (effect.kind === "quit") {
+      exit();
+      return;
+    }
+    setState((s) => ({
+      ...s,
+      status: {
+        text: `${effect.kind === "approve" ? "approving" : effect.kind === "deny" ? "denying" : "answering"} ${effect.id}…`,
+        error: false,
+      },
+    }));
+    decide(effect, props)
+      .then(
+        (text) => setState((s) => ({ ...s, status: { text, error: false } })),
+        (err: unknown) =>
+          setState((s) => ({ ...s, status: { text: errorText(err), error: true } })),
+      )
+      .finally(() => void refresh());
+  });
+
+  return h(Dashboard, { state, ...size, color: props.color, now: new Date() });
+}
+
+/** Runs the dashboard on this terminal until `q` (or ctrl-c). */
+export async function runDashboard(
+  options: DashboardOptions & {
+    stdin: NodeJS.ReadStream;
+    stdout: NodeJS.WriteStream;
+  },
+): Promise<void> {
+  if (!options.stdin.isTTY || !options.stdout.isTTY)
+    throw new UsageError(
+      "the dashboard needs a terminal: its input and output are not one",
+      "run it in a terminal; `bot-bottle ls` and `bot-bottle requests` print the same for programs",
+    );
+  const instance = render(
+    h(App, { env: options.env, backends: options.backends, color: options.color }),
+    {
+      stdin: options.stdin,
+      stdout: options.stdout,
+      exitOnCtrlC: true,
+    },
+  );
+  await instance.waitUntilExit();
+}

@@ -1,0 +1,234 @@
+/**
+ * The dashboard's state and what each key does to it, as pure functions: a key gives a new state
+ * and, for a decision, the effect to carry out (app.ts runs it through the same lifecycle calls
+ * as `approve`, `deny` and `answer`). Nothing here touches the engine, the files or the screen.
+ */
+import type { BottleSummary } from "../lifecycle/bottles.js";
+import type { BottleRequest } from "../lifecycle/requests.js";
+import type { AuditEntry } from "../state/audit.js";
+
+export type Panel = "bottles" | "requests" | "audit";
+export const PANELS: readonly Panel[] = ["bottles", "requests", "audit"];
+
+/** A bottle and its egress decisions of the last minute. */
+export interface BottleRow {
+  summary: BottleSummary;
+  egress: { allowed: number; refused: number };
+}
+
+/** A line the operator is typing: a lease for `A`, a reason for `d`, an answer for `r`. */
+export interface Prompt {
+  kind: "lease" | "deny" | "answer";
+  id: string;
+  text: string;
+}
+
+export interface DashboardState {
+  bottles: BottleRow[];
+  /** Every running bottle's requests, pending first, each group newest first. */
+  requests: BottleRequest[];
+  /** The selected bottle's audit trail, oldest first. */
+  audit: AuditEntry[];
+  focus: Panel;
+  /** The selected bottle's slug. */
+  bottle?: string;
+  /** The selected request's id; when none is (or it was decided), the first pending one. */
+  request?: string;
+  prompt?: Prompt;
+  /** The outcome of the last decision, or why a key did nothing. */
+  status?: { text: string; error: boolean };
+}
+
+export type Effect =
+  | { kind: "approve"; id: string; for?: string }
+  | { kind: "deny"; id: string; reason?: string }
+  | { kind: "answer"; id: string; text: string }
+  | { kind: "quit" };
+
+/** What ink reports of a key press, the part the dashboard reads. */
+export interface Key {
+  upArrow?: boolean;
+  downArrow?: boolean;
+  return?: boolean;
+  escape?: boolean;
+  tab?: boolean;
+  shift?: boolean;
+  backspace?: boolean;
+  delete?: boolean;
+  ctrl?: boolean;
+  meta?: boolean;
+}
+
+export const initialState: DashboardState = {
+  bottles: [],
+  requests: [],
+  audit: [],
+  focus: "bottles",
+};
+
+const newest = (a: BottleRequest, b: BottleRequest) => Date.parse(b.time) - Date.parse(a.time);
+
+/** Pending first, then the decided; each newest first. */
+export function orderRequests(requests: readonly BottleRequest[]): BottleRequest[] {
+  const pending = requests.filter((r) => r.status === "pending").sort(newest);
+  const decided = requests.filter((r) => r.status !== "pending").sort(newest);
+  return [...pending, ...decided];
+}
+
+/** The request a decision key acts on: the selected one, else the first pending. */
+export function selectedRequest(state: DashboardState): BottleRequest | undefined {
+  const chosen = state.requests.find((r) => r.id === state.request);
+  return chosen ?? state.requests.find((r) => r.status === "pending");
+}
+
+export function selectedBottle(state: DashboardState): BottleRow | undefined {
+  return state.bottles.find((b) => b.summary.slug === state.bottle) ?? state.bottles[0];
+}
+
+/** New listings: the selections stay where they were while their rows exist. */
+export function withData(
+  state: DashboardState,
+  bottles: BottleRow[],
+  requests: readonly BottleRequest[],
+): DashboardState {
+  const ordered = orderRequests(requests);
+  const bottle = bottles.some((b) => b.summary.slug === state.bottle)
+    ? state.bottle
+    : bottles[0]?.summary.slug;
+  const kept = ordered.find((r) => r.id === state.request);
+  const request = kept ? kept.id : ordered.find((r) => r.status === "pending")?.id;
+  const next: DashboardState = { ...state, bottles, requests: ordered };
+  if (bottle === undefined) delete next.bottle;
+  else next.bottle = bottle;
+  if (request === undefined) delete next.request;
+  else next.request = request;
+  return next;
+}
+
+function move<T>(items: readonly T[], current: number, by: number): T | undefined {
+  if (items.length === 0) return undefined;
+  const at = current < 0 ? 0 : Math.min(items.length - 1, Math.max(0, current + by));
+  return items[at];
+}
+
+function moveSelection(state: DashboardState, by: number): DashboardState {
+  if (state.focus === "requests") {
+    const at = state.requests.findIndex((r) => r.id === selectedRequest(state)?.id);
+    const next = move(state.requests, at, by);
+    return next ? { ...state, request: next.id } : state;
+  }
+  const at = state.bottles.findIndex((b) => b.summary.slug === selectedBottle(state)?.summary.slug);
+  const next = move(state.bottles, at, by);
+  return next ? { ...state, bottle: next.summary.slug, audit: [] } : state;
+}
+
+const say = (state: DashboardState, text: string, error = true): { state: DashboardState } => ({
+  state: { ...state, status: { text, error } },
+});
+
+/** The pending request a decision key acts on, or why there is none. */
+function decidable(state: DashboardState): BottleRequest | string {
+  const r = selectedRequest(state);
+  if (!r) return "no request is pending";
+  if (r.status !== "pending") return `request ${r.id} is already ${r.status}`;
+  return r;
+}
+
+/** While a prompt is open, keys edit its line; enter carries it out, escape drops it. */
+function pressInPrompt(
+  state: DashboardState,
+  prompt: Prompt,
+  input: string,
+  key: Key,
+): { state: DashboardState; effect?: Effect } {
+  const closed = { ...state };
+  delete closed.prompt;
+  if (key.escape) return { state: closed };
+  if (key.return) {
+    const text = prompt.text.trim();
+    switch (prompt.kind) {
+      case "lease":
+        if (text === "") return say(state, "type a duration, e.g. 30m, 2h or 1d (escape cancels)");
+        return { state: closed, effect: { kind: "approve", id: prompt.id, for: text } };
+      case "deny":
+        return {
+          state: closed,
+          effect: { kind: "deny", id: prompt.id, ...(text ? { reason: text } : {}) },
+        };
+      case "answer":
+        if (text === "") return say(state, "type the answer (escape cancels)");
+        return { state: closed, effect: { kind: "answer", id: prompt.id, text: prompt.text } };
+    }
+  }
+  if (key.backspace || key.delete)
+    return { state: { ...state, prompt: { ...prompt, text: prompt.text.slice(0, -1) } } };
+  if (key.ctrl || key.meta || key.tab || key.upArrow || key.downArrow) return { state };
+  // Printable text only: a pasted control character never reaches a decision.
+  // eslint-disable-next-line no-control-regex
+  const typed = input.replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
+  return { state: { ...state, prompt: { ...prompt, text: prompt.text + typed } } };
+}
+
+/** One key press: the next state, and the effect it asks for. */
+export function press(
+  state: DashboardState,
+  input: string,
+  key: Key,
+): { state: DashboardState; effect?: Effect } {
+  if (state.prompt) return pressInPrompt(state, state.prompt, input, key);
+  const quiet = { ...state };
+  delete quiet.status;
+  if (key.tab) {
+    const at = PANELS.indexOf(state.focus);
+    const focus = PANELS[(at + (key.shift ? PANELS.length - 1 : 1)) % PANELS.length] as Panel;
+    return { state: { ...quiet, focus } };
+  }
+  if (key.upArrow || input === "k") return { state: moveSelection(quiet, -1) };
+  if (key.downArrow || input === "j") return { state: moveSelection(quiet, 1) };
+  switch (input) {
+    case "q":
+      return { state, effect: { kind: "quit" } };
+    case "a": {
+      const r = decidable(state);
+      if (typeof r === "string") return say(state, r);
+      if (r.request.kind === "question") return say(state, `${r.id} is a question: r answers it`);
+      return { state: { ...quiet, request: r.id }, effect: { kind: "approve", id: r.id } };
+    }
+    case "A": {
+      const r = decidable(state);
+      if (typeof r === "string") return say(state, r);
+      if (r.request.kind === "question") return say(state, `${r.id} is a question: r answers it`);
+      return { state: { ...quiet, request: r.id, prompt: { kind: "lease", id: r.id, text: "" } } };
+    }
+    case "d": {
+      const r = decidable(state);
+      if (typeof r === "string") return say(state, r);
+      return { state: { ...quiet, request: r.id, prompt: { kind: "deny", id: r.id, text: "" } } };
+    }
+    case "r": {
+      const r = decidable(state);
+      if (typeof r === "string") return say(state, r);
+      if (r.request.kind !== "question")
+        return say(
+          state,
+          `${r.id} asks for ${r.request.kind}, not an answer: a approves, d denies`,
+        );
+      return { state: { ...quiet, request: r.id, prompt: { kind: "answer", id: r.id, text: "" } } };
+    }
+  }
+  return { state };
+}
+
+/** Whether an audit record is a refusal (shown marked, not by colour alone). */
+export function isRefusal(e: AuditEntry): boolean {
+  switch (e.source) {
+    case "egress":
+    case "git":
+      return e.record.decision === "refuse";
+    case "supervise":
+      return (
+        e.record.event === "refused" ||
+        (e.record.event === "decided" && e.record.outcome === "denied")
+      );
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * What the dashboard shows, read through the same lifecycle and state calls as `ls`, `requests`
+ * and `logs --audit`, and when to read it again: a change in a bottle's audit folder (each
+ * sidecar appends there; supervise's requests and decisions are its lines), a bottle's state dir
+ * appearing or going, or — for what only the engine knows, a bottle stopped from elsewhere, a
+ * health check's verdict — one listing every few seconds (one engine call, not one per bottle).
+ */
+import { watch, type FSWatcher } from "node:fs";
+import { open } from "node:fs/promises";
+import type { Backend } from "../backends/backend.js";
+import { listBottles } from "../lifecycle/bottles.js";
+import { listRequests, type BottleRequest } from "../lifecycle/requests.js";
+import {
+  AUDIT_SOURCE_NAMES,
+  auditFile,
+  parseAuditText,
+  readAuditTrail,
+  type AuditEntry,
+} from "../state/audit.js";
+import { stateRoot } from "../state/paths.js";
+import type { BottleRow } from "./model.js";
+
+/** How much of the end of a bottle's egress log is read for its last minute's counts. */
+const EGRESS_TAIL_BYTES = 256 * 1024;
+/** The audit lines kept for the selected bottle: more than any terminal shows. */
+const AUDIT_LINES = 500;
+/** How often the engine is listed, for what no file tells. */
+export const LISTING_INTERVAL_MS = 5_000;
+/** Changes within this long of each other are read once. */
+const SETTLE_MS = 100;
+
+/** Allowed and refused egress decisions in the minute before `now`, from the log's tail. */
+export async function recentEgress(
+  stateDir: string,
+  now: Date,
+): Promise<{ allowed: number; refused: number }> {
+  const counts = { allowed: 0, refused: 0 };
+  const handle = await open(auditFile(stateDir, "egress"), "r").catch(() => undefined);
+  if (!handle) return counts;
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, EGRESS_TAIL_BYTES);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    const text = buffer.toString("utf8");
+    // A tail read from the middle of a line starts after its end.
+    const from = size > length ? text.indexOf("\n") + 1 : 0;
+    const since = now.getTime() - 60_000;
+    for (const r of parseAuditText("egress", text.slice(from))) {
+      const t = Date.parse(r.time);
+      if (t < since || t > now.getTime()) continue;
+      if (r.decision === "allow") counts.allowed++;
+      else counts.refused++;
+    }
+    return counts;
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface DashboardData {
+  bottles: BottleRow[];
+  requests: BottleRequest[];
+}
+
+/** Every bottle with its last minute of egress, and every running bottle's requests. */
+export async function loadData(
+  backends: readonly Backend[],
+  env: NodeJS.ProcessEnv,
+  now = new Date(),
+): Promise<DashboardData> {
+  const [summaries, requests] = await Promise.all([
+    listBottles(backends, env),
+    listRequests({ env, now }),
+  ]);
+  const bottles = await Promise.all(
+    summaries.map(async (summary) => ({
+      summary,
+      egress: await recentEgress(summary.stateDir, now),
+    })),
+  );
+  return { bottles, requests };
+}
+
+/** The bottle's egress, git and supervise lines in time order, the latest AUDIT_LINES. */
+export async function loadAudit(stateDir: string): Promise<AuditEntry[]> {
+  const { entries } = await readAuditTrail(stateDir, AUDIT_SOURCE_NAMES);
+  return entries.slice(-AUDIT_LINES);
+}
+
+/**
+ * Calls `onChange` (at most once per SETTLE_MS) when a file in one of `auditDirs` changes or a
+ * state dir comes or goes; `watchDirs` replaces the folders watched. Stops at `close`.
+ */
+export class StateWatcher {
+  private readonly watchers = new Map<string, FSWatcher>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly onChange: () => void,
+  ) {
+    this.add(stateRoot(env));
+  }
+
+  /** Watches these bottles' audit folders (and the state root), and no others. */
+  watchDirs(stateDirs: readonly string[]): void {
+    const wanted = new Set([stateRoot(this.env), ...stateDirs.map((d) => `${d}/audit`)]);
+    for (const [dir, w] of this.watchers)
+      if (!wanted.has(dir)) {
+        w.close();
+        this.watchers.delete(dir);
+      }
+    for (const dir of wanted) this.add(dir);
+  }
+
+  private add(dir: string): void {
+    if (this.closed || this.watchers.has(dir)) return;
+    try {
+      const w = watch(dir, { persistent: false }, () => this.changed());
+      // A folder removed under the watch (a bottle cleaned up) ends it; the next listing says so.
+      w.on("error", () => {
+        w.close();
+        this.watchers.delete(dir);
+      });
+      this.watchers.set(dir, w);
+    } catch {
+      // Not there yet (a bottle still starting): the listing every few seconds covers it.
+    }
+  }
+
+  private changed(): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.closed) this.onChange();
+    }, SETTLE_MS);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The dashboard's frame: a pure function of its state and the terminal's size. Every line is cut
+ * to the width (never wrapped), so text the agent chose cannot push the layout around, and it has
+ * already been made visible (escapes shown, not obeyed) by the same calls `requests` and `logs`
+ * use. Meaning never rests on colour alone: the selection is marked `›`, a refusal `!`.
+ */
+import { Box, Text } from "ink";
+import { createElement as h, type ReactElement } from "react";
+import { table } from "../cli/table.js";
+import { healthNote } from "../lifecycle/health.js";
+import { requestCells, type BottleRequest } from "../lifecycle/requests.js";
+import { roughDuration } from "../shared/duration.js";
+import { renderAuditEntry } from "../state/audit.js";
+import {
+  isRefusal,
+  selectedBottle,
+  selectedRequest,
+  type BottleRow,
+  type DashboardState,
+  type Panel,
+} from "./model.js";
+
+export interface ViewOptions {
+  width: number;
+  height: number;
+  color: boolean;
+  now: Date;
+}
+
+/** The keys, as the bottom line lists them. */
+export const KEYS = "tab panel  ↑↓ select  a approve  A approve for…  d deny  r answer  q quit";
+
+const fit = (text: string, width: number) =>
+  text.length > width ? `${text.slice(0, Math.max(0, width - 1))}…` : text;
+
+/** One line of a panel: `›` marks the selected row; its text is cut to the width. */
+function Line(props: {
+  text: string;
+  width: number;
+  selected?: boolean;
+  refusal?: boolean;
+  header?: boolean;
+  color: boolean;
+  key?: string;
+}): ReactElement {
+  const mark = props.header ? "  " : props.selected ? "› " : props.refusal ? "! " : "  ";
+  return h(
+    Text,
+    {
+      wrap: "truncate-end",
+      bold: props.header === true,
+      inverse: props.selected === true && props.color,
+      ...(props.refusal && props.color ? { color: "red" } : {}),
+    },
+    fit(mark + props.text, props.width),
+  );
+}
+
+function bottleCells(row: BottleRow, now: Date): string[] {
+  const b = row.summary;
+  const note = healthNote(b);
+  // A running bottle passed start's wait for init's "every daemon ready"; until the engine's
+  // first check (a minute in) has a verdict of its own, that is what is known.
+  const verdict =
+    b.health?.status === "starting" && b.state === "running" ? "ready" : b.health?.status;
+  const health = note ?? verdict ?? "-";
+  const up = b.created ? roughDuration((now.getTime() - Date.parse(b.created)) / 1000) : "-";
+  return [
+    b.slug,
+    b.agent,
+    b.template ?? "-",
+    b.backend,
+    b.state,
+    health,
+    up,
+    `${row.egress.allowed} ok ${row.egress.refused} refused`,
+  ];
+}
+
+const BOTTLE_HEADER = [
+  "SLUG",
+  "AGENT",
+  "TEMPLATE",
+  "BACKEND",
+  "STATE",
+  "HEALTH",
+  "UP",
+  "EGRESS 1m",
+];
+const REQUEST_HEADER = ["ID", "BOTTLE", "AGE", "KIND", "WHAT", "REASON", "STATUS"];
+
+/** A panel: its title (marked when focused), then its lines, at most `rows` of them. */
+function PanelBox(props: {
+  title: string;
+  focused: boolean;
+  lines: ReactElement[];
+  rows: number;
+  width: number;
+  empty: string;
+}): ReactElement {
+  const title = `${props.focused ? "▸" : " "} ${props.title}`;
+  return h(
+    Box,
+    { flexDirection: "column", height: props.rows + 1, width: props.width },
+    h(Text, { bold: true, wrap: "truncate-end" }, fit(title, props.width)),
+    ...(props.lines.length
+      ? props.lines
+      : [h(Text, { key: "empty", dimColor: true }, `  ${props.empty}`)]),
+  );
+}
+
+/** The selected request's what, reason and status in full, in lines of `width`, at most 3. */
+function detailLines(r: BottleRequest, now: Date, width: number): string[] {
+  const [id = "", , , , what = "", reason = "", status = ""] = requestCells(r, now);
+  const text = `↳ ${id}: ${what}${reason === "-" ? "" : ` — reason ${reason}`} — ${status}`;
+  const lines: string[] = [];
+  for (let at = 0; at < text.length && lines.length < 3; at += width)
+    lines.push(text.slice(at, at + width));
+  return lines;
+}
+
+/** The window of `rows` lines around the selected one. */
+function around<T>(
+  items: readonly T[],
+  selected: number,
+  rows: number,
+): { from: number; items: T[] } {
+  const from = Math.max(0, Math.min(selected - Math.floor(rows / 2), items.length - rows));
+  return { from, items: items.slice(from, from + rows) };
+}
+
+export function Dashboard(props: { state: DashboardState } & ViewOptions): ReactElement {
+  const { state, width, height, color, now } = props;
+  const bottle = selectedBottle(state);
+  const request = selectedRequest(state);
+  const pending = state.requests.filter((r) => r.status === "pending").length;
+  // 80×24 and up: title, two panels of fixed height, the audit gets the rest, then two lines.
+  const bottleRows = Math.max(2, Math.min(state.bottles.length + 1, Math.floor((height - 8) / 3)));
+  const requestRows = Math.max(
+    2,
+    Math.min(state.requests.length + 1, Math.floor((height - 8) / 3)),
+  );
+  // The selected request in full below the table (its cells are cut to fit): up to 3 lines.
+  const detail = request ? detailLines(request, now, width - 4) : [];
+  const auditRows = Math.max(1, height - 6 - bottleRows - requestRows - detail.length);
+  const focused = (p: Panel) => state.focus === p;
+
+  const bottleTable = table([BOTTLE_HEADER, ...state.bottles.map((b) => bottleCells(b, now))]);
+  const bottleAt = state.bottles.findIndex((b) => b === bottle);
+  const shownBottles = around(bottleTable.slice(1), bottleAt, bottleRows - 1);
+  const bottleLines = state.bottles.length
+    ? [
+        h(Line, { key: "h", text: bottleTable[0] ?? "", width, header: true, color }),
+        ...shownBottles.items.map((text, i) =>
+          h(Line, {
+            key: `b${i}`,
+            text,
+            width,
+            selected: shownBottles.from + i === bottleAt,
+            color,
+          }),
+        ),
+      ]
+    : [];
+
+  const requestTable = table([REQUEST_HEADER, ...state.requests.map((r) => requestCells(r, now))]);
+  const requestAt = state.requests.findIndex((r) => r === request);
+  const shownRequests = around(requestTable.slice(1), requestAt, requestRows - 1);
+  const requestLines = state.requests.length
+    ? [
+        h(Line, { key: "h", text: requestTable[0] ?? "", width, header: true, color }),
+        ...shownRequests.items.map((text, i) =>
+          h(Line, {
+            key: `r${i}`,
+            text,
+            width,
+            selected: shownRequests.from + i === requestAt,
+            color,
+          }),
+        ),
+        ...detail.map((text, i) => h(Line, { key: `d${i}`, text: `  ${text}`, width, color })),
+      ]
+    : [];
+
+  const auditLines = state.audit
+    .slice(-auditRows)
+    .map((e, i) =>
+      h(Line, { key: `a${i}`, text: renderAuditEntry(e), width, refusal: isRefusal(e), color }),
+    );
+
+  const bottom = state.prompt
+    ? `${{ lease: "approve for (e.g. 30m, 2h, 1d)", deny: "deny, reason (optional)", answer: "answer" }[state.prompt.kind]} ${state.prompt.id}: ${state.prompt.text}▏  enter sends, escape cancels`
+    : (state.status?.text ?? " ");
+  return h(
+    Box,
+    { flexDirection: "column", width, height },
+    h(
+      Text,
+      { bold: true, wrap: "truncate-end" },
+      fit(
+        `bot-bottle dashboard — ${state.bottles.length} bottle${state.bottles.length === 1 ? "" : "s"}, ${pending} pending request${pending === 1 ? "" : "s"}`,
+        width,
+      ),
+    ),
+    h(PanelBox, {
+      title: "Bottles",
+      focused: focused("bottles"),
+      lines: bottleLines,
+      rows: bottleRows,
+      width,
+      empty: "no bottles (start one with `bot-bottle start AGENT`)",
+    }),
+    h(PanelBox, {
+      title: "Requests",
+      focused: focused("requests"),
+      lines: requestLines,
+      rows: requestRows + detail.length,
+      width,
+      empty: "no requests",
+    }),
+    h(PanelBox, {
+      title: `Audit${bottle ? ` of ${bottle.summary.slug}` : ""}`,
+      focused: focused("audit"),
+      lines: auditLines,
+      rows: auditRows,
+      width,
+      empty: bottle ? "nothing yet" : "no bottle selected",
+    }),
+    h(
+      Text,
+      {
+        wrap: "truncate-end",
+        ...(state.status?.error && color && !state.prompt ? { color: "red" } : {}),
+      },
+      fit(bottom, width),
+    ),
+    h(Text, { wrap: "truncate-end", dimColor: color }, fit(KEYS, width)),
+  );
+}

@@ -1,0 +1,277 @@
+/**
+ * The dashboard as pure state → frame, and key → state and effect: what each panel shows, which
+ * request a key acts on, and that text the agent chose is shown escaped and cannot move the
+ * layout. Rendered by ink's own test renderer at 80×24.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { render } from "ink-testing-library";
+import { createElement as h } from "react";
+import type { BottleSummary } from "../../../src/lifecycle/bottles.js";
+import type { BottleRequest } from "../../../src/lifecycle/requests.js";
+import {
+  initialState,
+  press,
+  withData,
+  type BottleRow,
+  type DashboardState,
+  type Key,
+} from "../../../src/dashboard/model.js";
+import { Dashboard, KEYS } from "../../../src/dashboard/view.js";
+import type { AuditEntry } from "../../../src/state/audit.js";
+
+const NOW = new Date("2026-12-07T12:00:00Z");
+const ago = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
+
+function bottle(slug: string, extra: Partial<BottleSummary> = {}): BottleRow {
+  return {
+    summary: {
+      slug,
+      agent: "coder",
+      bottle: "dev",
+      state: "running",
+      backend: "docker",
+      stateDir: `/state/${slug}`,
+      workspace: "/work",
+      template: "claude",
+      created: ago(3_700),
+      containers: [],
+      networks: [],
+      health: { status: "healthy" },
+      ...extra,
+    },
+    egress: { allowed: 12, refused: 3 },
+  };
+}
+
+function request(id: string, slug: string, age: number, extra: Partial<BottleRequest> = {}) {
+  return {
+    id,
+    slug,
+    stateDir: `/state/${slug}`,
+    time: ago(age),
+    deadline: ago(-3_600),
+    flags: [],
+    status: "pending",
+    request: { kind: "egress-route", host: "api.github.com", reason: "the build needs it" },
+    ...extra,
+  } as BottleRequest;
+}
+
+const question = (id: string, slug: string, age: number, text: string) =>
+  request(id, slug, age, { request: { kind: "question", question: text } });
+
+function frame(state: DashboardState, width = 80, height = 24): string {
+  const { lastFrame, unmount } = render(
+    h(Dashboard, { state, width, height, color: false, now: NOW }),
+  );
+  const out = lastFrame() ?? "";
+  unmount();
+  return out;
+}
+
+const keys = (state: DashboardState, ...presses: [string, Key?][]) => {
+  let s = state;
+  const effects = [];
+  for (const [input, key] of presses) {
+    const r = press(s, input, key ?? {});
+    s = r.state;
+    if (r.effect) effects.push(r.effect);
+  }
+  return { state: s, effects };
+};
+
+const two = withData(
+  initialState,
+  [bottle("coder-aaaaaa"), bottle("coder-bbbbbb", { template: "codex" })],
+  [
+    request("r-old0000000", "coder-aaaaaa", 600),
+    request("r-new0000000", "coder-bbbbbb", 30, {
+      request: { kind: "git-repo", upstream: "git@github.com:acme/app.git", reason: "tests" },
+    }),
+    request("r-done000000", "coder-aaaaaa", 900, {
+      status: "denied",
+      outcome: { by: "operator", time: ago(800), reason: "no" },
+    }),
+  ],
+);
+
+describe("the dashboard's state and keys", () => {
+  test("requests are pending first, newest first; the first pending is selected", () => {
+    assert.deepEqual(
+      two.requests.map((r) => r.id),
+      ["r-new0000000", "r-old0000000", "r-done000000"],
+    );
+    assert.equal(two.request, "r-new0000000");
+    assert.equal(two.bottle, "coder-aaaaaa");
+  });
+
+  test("a approves the selected pending request from any panel; A asks for a lease first", () => {
+    for (const focus of ["bottles", "requests", "audit"] as const) {
+      const { effects } = keys({ ...two, focus }, ["a"]);
+      assert.deepEqual(effects, [{ kind: "approve", id: "r-new0000000" }]);
+    }
+    const leased = keys(two, ["A"], ["2"], ["h"], ["", { return: true }]);
+    assert.deepEqual(leased.effects, [{ kind: "approve", id: "r-new0000000", for: "2h" }]);
+    assert.equal(leased.state.prompt, undefined);
+  });
+
+  test("↓ in the requests panel selects the next; d denies it with an optional reason", () => {
+    const { state, effects } = keys(
+      two,
+      ["", { tab: true }],
+      ["", { downArrow: true }],
+      ["d"],
+      ["n"],
+      ["o"],
+      ["", { return: true }],
+    );
+    assert.equal(state.request, "r-old0000000");
+    assert.deepEqual(effects, [{ kind: "deny", id: "r-old0000000", reason: "no" }]);
+    const bare = keys(two, ["d"], ["", { return: true }]);
+    assert.deepEqual(bare.effects, [{ kind: "deny", id: "r-new0000000" }]);
+  });
+
+  test("escape drops a prompt with no decision; q quits only outside one", () => {
+    const { state, effects } = keys(two, ["d"], ["q"], ["", { escape: true }]);
+    assert.deepEqual(effects, []);
+    assert.equal(state.prompt, undefined);
+    assert.deepEqual(keys(two, ["q"]).effects, [{ kind: "quit" }]);
+  });
+
+  test("r answers a question, and only a question; a on a question says to answer it", () => {
+    const asked = withData(
+      initialState,
+      [bottle("coder-aaaaaa")],
+      [question("r-ask0000000", "coder-aaaaaa", 5, "Which branch?")],
+    );
+    const answered = keys(asked, ["r"], ["m"], ["a"], ["i"], ["n"], ["", { return: true }]);
+    assert.deepEqual(answered.effects, [{ kind: "answer", id: "r-ask0000000", text: "main" }]);
+    const approved = keys(asked, ["a"]);
+    assert.deepEqual(approved.effects, []);
+    assert.match(approved.state.status?.text ?? "", /is a question: r answers it/);
+    assert.match(keys(two, ["r"]).state.status?.text ?? "", /not an answer/);
+  });
+
+  test("with nothing pending, a decision key says so and decides nothing", () => {
+    const none = withData(initialState, [bottle("coder-aaaaaa")], []);
+    for (const k of ["a", "A", "d", "r"]) {
+      const { effects, state } = keys(none, [k]);
+      assert.deepEqual(effects, []);
+      assert.equal(state.status?.text, "no request is pending");
+    }
+  });
+
+  test("a control character typed or pasted into a prompt never reaches the decision", () => {
+    const { effects } = keys(two, ["d"], ["ok\u001b[2J\u0007"], ["", { return: true }]);
+    assert.deepEqual(effects, [{ kind: "deny", id: "r-new0000000", reason: "ok[2J" }]);
+  });
+
+  test("a new listing keeps the selections while their rows exist", () => {
+    const moved = keys(two, ["", { downArrow: true }]).state;
+    assert.equal(moved.bottle, "coder-bbbbbb");
+    const again = withData(moved, moved.bottles, moved.requests);
+    assert.equal(again.bottle, "coder-bbbbbb");
+    const gone = withData(moved, [bottle("coder-aaaaaa")], []);
+    assert.equal(gone.bottle, "coder-aaaaaa");
+    assert.equal(gone.request, undefined);
+  });
+});
+
+describe("the dashboard's frame", () => {
+  test("at 80×24: the bottles, the requests, the selected bottle's audit and the keys", () => {
+    const audit: AuditEntry[] = [
+      {
+        source: "egress",
+        record: {
+          time: ago(20),
+          decision: "allow",
+          method: "GET",
+          host: "api.anthropic.com",
+          path: "/v1/messages",
+        },
+      } as AuditEntry,
+      {
+        source: "egress",
+        record: {
+          time: ago(10),
+          decision: "refuse",
+          method: "GET",
+          host: "evil.example",
+          path: "/",
+          reason: "no route",
+        },
+      } as AuditEntry,
+    ];
+    const out = frame({ ...two, audit });
+    const lines = out.split("\n");
+    assert.equal(lines.length, 24);
+    assert.ok(
+      lines.every((l) => l.length <= 80),
+      out,
+    );
+    assert.match(out, /bot-bottle dashboard — 2 bottles, 2 pending requests/);
+    assert.match(
+      out,
+      /› coder-aaaaaa\s+coder\s+claude\s+docker\s+running\s+healthy\s+1h\s+12 ok 3 refused/,
+    );
+    assert.match(out, /› r-new0000000\s+coder-bbbbbb\s+30s\s+git-repo/);
+    assert.match(out, /Audit of coder-aaaaaa/);
+    assert.match(out, /! \d\d:\d\d:\d\d\.\d{3} egress .*evil\.example/);
+    assert.equal(lines.at(-1)?.trimEnd(), KEYS);
+  });
+
+  test("the selected request is shown in full below the table, on up to three lines", () => {
+    const long = "the build fetches release notes from the GitHub API to write the changelog";
+    const out = frame(
+      withData(
+        initialState,
+        [bottle("coder-aaaaaa")],
+        [
+          request("r-long000000", "coder-aaaaaa", 5, {
+            request: { kind: "egress-route", host: "api.github.com", reason: long },
+          }),
+        ],
+      ),
+    );
+    const joined = out
+      .split("\n")
+      .filter((l) => l.startsWith("    "))
+      .map((l) => l.slice(4))
+      .join("");
+    assert.ok(
+      joined.includes(`↳ r-long000000: api.github.com any method any path — reason "${long}"`),
+      out,
+    );
+  });
+
+  test("hostile request text is shown escaped and keeps every line inside the frame", () => {
+    const hostile = withData(
+      initialState,
+      [bottle("coder-aaaaaa")],
+      [
+        question(
+          "r-evil000000",
+          "coder-aaaaaa",
+          5,
+          "\u001b[2J\u001b[Hpwned\u202eevil\nsecond line",
+        ),
+      ],
+    );
+    const out = frame(hostile);
+    assert.ok(!out.includes("\u001b"), "no escape sequence reaches the terminal");
+    assert.ok(!out.includes("\u202e"), "no bidi override reaches the terminal");
+    // As `bot-bottle requests` shows it: the question JSON-escaped, then made visible.
+    assert.match(out, /› r-evil000000 .* question {2}"\\u001b\[2J\\u001b\[Hpwned\\u202eevil\\/);
+    const lines = out.split("\n");
+    assert.equal(lines.length, 24);
+    assert.ok(lines.every((l) => l.length <= 80));
+  });
+
+  test("no bottles: the frame says how to start one; a narrow terminal cuts, never wraps", () => {
+    assert.match(frame(initialState), /no bottles \(start one with `bot-bottle start AGENT`\)/);
+    const narrow = frame(two, 40, 24).split("\n");
+    assert.equal(narrow.length, 24);
+    assert.ok(narrow.every((l) => l.length <= 40));
+  });
+});
