@@ -44,7 +44,12 @@ function bottle(slug: string, extra: Partial<BottleSummary> = {}): BottleRow {
   };
 }
 
-function request(id: string, slug: string, age: number, extra: Partial<BottleRequest> = {}) {
+function request(
+  id: string,
+  slug: string,
+  age: number,
+  extra: Partial<BottleRequest> = {},
+): BottleRequest {
   return {
     id,
     slug,
@@ -55,7 +60,7 @@ function request(id: string, slug: string, age: number, extra: Partial<BottleReq
     status: "pending",
     request: { kind: "egress-route", host: "api.github.com", reason: "the build needs it" },
     ...extra,
-  } as BottleRequest;
+  };
 }
 
 const question = (id: string, slug: string, age: number, text: string) =>
