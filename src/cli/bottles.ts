@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { BotBottleError, EXIT, UsageError } from "../errors.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
-import { table } from "./table.js";
+import { table } from "../shared/table.js";
 
 /** Some of the bottles `stop` was given could not be stopped (each one's reason in the message). */
 class BottlesNotStoppedError extends BotBottleError {

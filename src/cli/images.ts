@@ -16,7 +16,7 @@ import {
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
 import { createProgress } from "./progress.js";
-import { table } from "./table.js";
+import { table } from "../shared/table.js";
 
 export function registerImages(program: Command, ctx: CliContext): void {
   const images = program.command("images").description("build the images bottles run on");

@@ -21,7 +21,7 @@ import { describeRequest, followAudit } from "../state/audit.js";
 import { escapedJson, loadQueue } from "../state/queue.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
-import { table } from "./table.js";
+import { table } from "../shared/table.js";
 
 const HEADER = ["ID", "BOTTLE", "AGE", "KIND", "WHAT", "REASON", "STATUS"];
 

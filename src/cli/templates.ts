@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { templateListing, type TemplateListing } from "../providers/templates.js";
 import type { CliContext } from "./context.js";
 import { writeLine } from "./context.js";
-import { table } from "./table.js";
+import { table } from "../shared/table.js";
 
 export function registerTemplates(program: Command, ctx: CliContext): void {
   program

@@ -6,7 +6,7 @@
  */
 import { Box, Text } from "ink";
 import { createElement as h, type ReactElement } from "react";
-import { table } from "../cli/table.js";
+import { table } from "../shared/table.js";
 import { healthNote } from "../lifecycle/health.js";
 import { requestCells, type BottleRequest } from "../lifecycle/requests.js";
 import { roughDuration } from "../shared/duration.js";
@@ -119,6 +119,32 @@ function detailLines(r: BottleRequest, now: Date, width: number): string[] {
   return lines;
 }
 
+/**
+ * A table's header, then the window of `rows` of its rows around the selected one (`›`); no
+ * lines at all when it has no rows.
+ */
+function tableLines(
+  cells: readonly (readonly string[])[],
+  selected: number,
+  rows: number,
+  options: { width: number; color: boolean },
+): ReactElement[] {
+  if (cells.length < 2) return [];
+  const [header = "", ...lines] = table(cells);
+  const shown = around(lines, selected, rows);
+  return [
+    h(Line, { key: "h", text: header, header: true, ...options }),
+    ...shown.items.map((text, i) =>
+      h(Line, {
+        key: `${shown.from + i}`,
+        text,
+        selected: shown.from + i === selected,
+        ...options,
+      }),
+    ),
+  ];
+}
+
 /** The window of `rows` lines around the selected one. */
 function around<T>(
   items: readonly T[],
@@ -145,42 +171,22 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
   const auditRows = Math.max(1, height - 6 - bottleRows - requestRows - detail.length);
   const focused = (p: Panel) => state.focus === p;
 
-  const bottleTable = table([BOTTLE_HEADER, ...state.bottles.map((b) => bottleCells(b, now))]);
-  const bottleAt = state.bottles.findIndex((b) => b === bottle);
-  const shownBottles = around(bottleTable.slice(1), bottleAt, bottleRows - 1);
-  const bottleLines = state.bottles.length
-    ? [
-        h(Line, { key: "h", text: bottleTable[0] ?? "", width, header: true, color }),
-        ...shownBottles.items.map((text, i) =>
-          h(Line, {
-            key: `b${i}`,
-            text,
-            width,
-            selected: shownBottles.from + i === bottleAt,
-            color,
-          }),
-        ),
-      ]
-    : [];
-
-  const requestTable = table([REQUEST_HEADER, ...state.requests.map((r) => requestCells(r, now))]);
-  const requestAt = state.requests.findIndex((r) => r === request);
-  const shownRequests = around(requestTable.slice(1), requestAt, requestRows - 1);
-  const requestLines = state.requests.length
-    ? [
-        h(Line, { key: "h", text: requestTable[0] ?? "", width, header: true, color }),
-        ...shownRequests.items.map((text, i) =>
-          h(Line, {
-            key: `r${i}`,
-            text,
-            width,
-            selected: shownRequests.from + i === requestAt,
-            color,
-          }),
-        ),
-        ...detail.map((text, i) => h(Line, { key: `d${i}`, text: `  ${text}`, width, color })),
-      ]
-    : [];
+  const bottleLines = tableLines(
+    [BOTTLE_HEADER, ...state.bottles.map((b) => bottleCells(b, now))],
+    state.bottles.findIndex((b) => b === bottle),
+    bottleRows - 1,
+    { width, color },
+  );
+  const requestLines = tableLines(
+    [REQUEST_HEADER, ...state.requests.map((r) => requestCells(r, now))],
+    state.requests.findIndex((r) => r === request),
+    requestRows - 1,
+    { width, color },
+  );
+  if (requestLines.length)
+    requestLines.push(
+      ...detail.map((text, i) => h(Line, { key: `d${i}`, text: `  ${text}`, width, color })),
+    );
 
   const auditLines = state.audit
     .slice(-auditRows)

@@ -44,3 +44,21 @@ export async function listTools(t: TestBottles, slug: string): Promise<string[]>
 export function requestIdOf(result: string): string {
   return /\b(r-[a-z0-9]{10})\b/.exec(result)?.[1] ?? "";
 }
+
+/**
+ * curl from inside the bottle to https://HOST/: the HTTP status (a refused CONNECT's own, as it
+ * has no response of its own) and the proxy's refusal tag, if it refused.
+ */
+export async function curlFrom(
+  t: TestBottles,
+  slug: string,
+  host: string,
+): Promise<{ status: string; tag: string }> {
+  const r = await t.sh(
+    slug,
+    `curl -s -o /dev/null -D /tmp/h -w '%{http_code} %{http_connect}' https://${host}/; echo; grep -i '^x-bot-bottle-refusal' /tmp/h | tr -d '\\r' | cut -d' ' -f2`,
+  );
+  const [codes = "", tag = ""] = r.stdout.trim().split("\n");
+  const [code = "", connect = ""] = codes.split(" ");
+  return { status: code === "000" ? connect : code, tag };
+}

@@ -16,6 +16,7 @@ import { parseSuperviseRecord, type SuperviseRecord } from "../../../src/shared/
 import { TestBottles } from "../../helpers/bottles.js";
 import {
   callTool,
+  curlFrom,
   installMcpClient,
   listTools,
   requestIdOf,
@@ -43,17 +44,7 @@ describe(
     const call = (tool: string, args: Record<string, unknown> = {}) =>
       callTool(t, slug, tool, args);
 
-    /** curl from inside: the HTTP status and the proxy's refusal tag, if it refused. */
-    const curl = async (host: string): Promise<{ status: string; tag: string }> => {
-      const r = await t.sh(
-        slug,
-        `curl -s -o /dev/null -D /tmp/h -w '%{http_code} %{http_connect}' https://${host}/; echo; grep -i '^x-bot-bottle-refusal' /tmp/h | tr -d '\\r' | cut -d' ' -f2`,
-      );
-      const [codes = "", tag = ""] = r.stdout.trim().split("\n");
-      // A refused CONNECT has no response of its own: its status is the tunnel's.
-      const [code = "", connect = ""] = codes.split(" ");
-      return { status: code === "000" ? connect : code, tag };
-    };
+    const curl = (host: string) => curlFrom(t, slug, host);
 
     const records = async (of = slug): Promise<SuperviseRecord[]> =>
       (

@@ -14,7 +14,7 @@ import { run } from "../../../src/exec/run.js";
 import { TestBottles } from "../../helpers/bottles.js";
 import { CLI } from "../../helpers/cli.js";
 import { fakeModelCerts } from "../../helpers/fake-model.js";
-import { callTool, installMcpClient, requestIdOf } from "../../helpers/supervise.js";
+import { callTool, curlFrom, installMcpClient, requestIdOf } from "../../helpers/supervise.js";
 
 const ALLOWED_HOST = "granted.example.test";
 const DENIED_HOST = "refused.example.test";
@@ -46,16 +46,7 @@ async function waitFor(want: RegExp, what: string, ms = 30_000): Promise<string>
 describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15 * 60_000 }, () => {
   let slug = "";
 
-  /** curl from inside: the HTTP status and the proxy's refusal tag, if it refused. */
-  const curl = async (host: string): Promise<{ status: string; tag: string }> => {
-    const r = await t.sh(
-      slug,
-      `curl -s -o /dev/null -D /tmp/h -w '%{http_code} %{http_connect}' https://${host}/; echo; grep -i '^x-bot-bottle-refusal' /tmp/h | tr -d '\\r' | cut -d' ' -f2`,
-    );
-    const [codes = "", tag = ""] = r.stdout.trim().split("\n");
-    const [code = "", connect = ""] = codes.split(" ");
-    return { status: code === "000" ? connect : code, tag };
-  };
+  const curl = (host: string) => curlFrom(t, slug, host);
 
   before(async () => {
     await t.setup({ agents: {}, bottles: {} });
