@@ -34,6 +34,8 @@ export interface DashboardState {
   bottle?: string;
   /** The selected request's id; when none is (or it was decided), the first pending one. */
   request?: string;
+  /** The operator moved the request selection: it stays where it is until a decision. */
+  pinned?: boolean;
   prompt?: Prompt;
   /** The outcome of the last decision, or why a key did nothing. */
   status?: { text: string; error: boolean };
@@ -95,8 +97,12 @@ export function withData(
   const bottle = bottles.some((b) => b.summary.slug === state.bottle)
     ? state.bottle
     : bottles[0]?.summary.slug;
+  // The selection stays on a pending request while it waits, and on any request the operator
+  // moved to; otherwise (decided since, or gone) it goes to the first pending one, if any.
   const kept = ordered.find((r) => r.id === state.request);
-  const request = kept ? kept.id : ordered.find((r) => r.status === "pending")?.id;
+  const firstPending = ordered.find((r) => r.status === "pending")?.id;
+  const stays = kept !== undefined && (kept.status === "pending" || state.pinned === true);
+  const request = stays ? kept.id : (firstPending ?? kept?.id);
   const next: DashboardState = { ...state, bottles, requests: ordered };
   if (bottle === undefined) delete next.bottle;
   else next.bottle = bottle;
@@ -115,7 +121,7 @@ function moveSelection(state: DashboardState, by: number): DashboardState {
   if (state.focus === "requests") {
     const at = state.requests.findIndex((r) => r.id === selectedRequest(state)?.id);
     const next = move(state.requests, at, by);
-    return next ? { ...state, request: next.id } : state;
+    return next ? { ...state, request: next.id, pinned: true } : state;
   }
   const at = state.bottles.findIndex((b) => b.summary.slug === selectedBottle(state)?.summary.slug);
   const next = move(state.bottles, at, by);
@@ -178,6 +184,8 @@ export function press(
   if (state.prompt) return pressInPrompt(state, state.prompt, input, key);
   const quiet = { ...state };
   delete quiet.status;
+  // A decision ends the operator's pick: afterwards the first pending request is selected again.
+  const acted = { ...quiet, pinned: false };
   if (key.tab) {
     const at = PANELS.indexOf(state.focus);
     const focus = PANELS[(at + (key.shift ? PANELS.length - 1 : 1)) % PANELS.length] as Panel;
@@ -192,18 +200,18 @@ export function press(
       const r = decidable(state);
       if (typeof r === "string") return say(state, r);
       if (r.request.kind === "question") return say(state, `${r.id} is a question: r answers it`);
-      return { state: { ...quiet, request: r.id }, effect: { kind: "approve", id: r.id } };
+      return { state: { ...acted, request: r.id }, effect: { kind: "approve", id: r.id } };
     }
     case "A": {
       const r = decidable(state);
       if (typeof r === "string") return say(state, r);
       if (r.request.kind === "question") return say(state, `${r.id} is a question: r answers it`);
-      return { state: { ...quiet, request: r.id, prompt: { kind: "lease", id: r.id, text: "" } } };
+      return { state: { ...acted, request: r.id, prompt: { kind: "lease", id: r.id, text: "" } } };
     }
     case "d": {
       const r = decidable(state);
       if (typeof r === "string") return say(state, r);
-      return { state: { ...quiet, request: r.id, prompt: { kind: "deny", id: r.id, text: "" } } };
+      return { state: { ...acted, request: r.id, prompt: { kind: "deny", id: r.id, text: "" } } };
     }
     case "r": {
       const r = decidable(state);
@@ -213,7 +221,7 @@ export function press(
           state,
           `${r.id} asks for ${r.request.kind}, not an answer: a approves, d denies`,
         );
-      return { state: { ...quiet, request: r.id, prompt: { kind: "answer", id: r.id, text: "" } } };
+      return { state: { ...acted, request: r.id, prompt: { kind: "answer", id: r.id, text: "" } } };
     }
   }
   return { state };

@@ -73,7 +73,7 @@ function bottleCells(row: BottleRow, now: Date): string[] {
     b.state,
     health,
     up,
-    `${row.egress.allowed} ok ${row.egress.refused} refused`,
+    `${row.egress.allowed} ok ${row.egress.refused} ✗`,
   ];
 }
 

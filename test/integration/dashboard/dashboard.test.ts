@@ -124,7 +124,17 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     assert.ok(seen <= 2_000, `the request appeared after ${seen} ms`);
 
     // Escaped as `requests` shows it; the frame keeps its first and last lines and its size.
-    assert.match(text, /\\x1b\[2J\\x1b\[1;1Hpwned\\u202etxt\.exe/);
+    const detail = text
+      .split("\n")
+      .filter((l) => l.startsWith("    "))
+      .map((l) => l.slice(4).trimEnd())
+      .join("");
+    assert.ok(
+      detail.includes(
+        `↳ ${id}: ${ALLOWED_HOST} GET any path — reason "docs\\u001b[2J\\u001b[1;1Hpwned\\u202etxt.exe"`,
+      ),
+      text,
+    );
     const rows = await screen();
     assert.equal(rows.length, HEIGHT);
     assert.match(rows[0] ?? "", /^bot-bottle dashboard — 1 bottle, 1 pending request/);

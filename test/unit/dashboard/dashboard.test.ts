@@ -172,6 +172,33 @@ describe("the dashboard's state and keys", () => {
     assert.deepEqual(effects, [{ kind: "deny", id: "r-new0000000", reason: "ok[2J" }]);
   });
 
+  test("once the selected request is decided, the next pending one is selected; one moved to stays", () => {
+    const decided = (r: BottleRequest): BottleRequest => ({
+      ...r,
+      status: "approved",
+      outcome: { by: "operator", time: ago(1) },
+    });
+    const [newer, older, done] = two.requests as [BottleRequest, BottleRequest, BottleRequest];
+    const { state } = keys(two, ["a"]);
+    const after = withData(state, state.bottles, [decided(newer), older, done]);
+    assert.equal(after.request, older.id);
+    const none = withData(state, state.bottles, [decided(newer), decided(older), done]);
+    assert.equal(none.request, newer.id, "with nothing pending the decided one stays");
+    const fresh = request("r-fresh00000", "coder-aaaaaa", 1);
+    assert.equal(withData(none, none.bottles, [...none.requests, fresh]).request, fresh.id);
+    // The operator moves to a decided request: it stays selected until a decision.
+    const moved = keys(
+      { ...two, focus: "requests" },
+      ["", { downArrow: true }],
+      ["", { downArrow: true }],
+    );
+    assert.equal(moved.state.request, done.id);
+    assert.equal(
+      withData(moved.state, moved.state.bottles, [...two.requests, fresh]).request,
+      done.id,
+    );
+  });
+
   test("a new listing keeps the selections while their rows exist", () => {
     const moved = keys(two, ["", { downArrow: true }]).state;
     assert.equal(moved.bottle, "coder-bbbbbb");
@@ -218,7 +245,7 @@ describe("the dashboard's frame", () => {
     assert.match(out, /bot-bottle dashboard — 2 bottles, 2 pending requests/);
     assert.match(
       out,
-      /› coder-aaaaaa\s+coder\s+claude\s+docker\s+running\s+healthy\s+1h\s+12 ok 3 refused/,
+      /› coder-aaaaaa\s+coder\s+claude\s+docker\s+running\s+healthy\s+1h\s+12 ok 3 ✗/,
     );
     assert.match(out, /› r-new0000000\s+coder-bbbbbb\s+30s\s+git-repo/);
     assert.match(out, /Audit of coder-aaaaaa/);
