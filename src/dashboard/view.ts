@@ -6,6 +6,7 @@
  */
 import { Box, Text } from "ink";
 import { createElement as h, type ReactElement } from "react";
+import stringWidth from "string-width";
 import { table } from "../shared/table.js";
 import { healthNote } from "../lifecycle/health.js";
 import { requestCells, type BottleRequest } from "../lifecycle/requests.js";
@@ -30,8 +31,36 @@ export interface ViewOptions {
 /** The keys, as the bottom line lists them. */
 export const KEYS = "tab panel  ↑↓ select  a approve  A approve for…  d deny  r answer  q quit";
 
-const fit = (text: string, width: number) =>
-  text.length > width ? `${text.slice(0, Math.max(0, width - 1))}…` : text;
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+/**
+ * `text` in lines of at most `width` terminal columns (a wide character counts two, a combining
+ * mark none), at most `max` of them.
+ */
+function columns(text: string, width: number, max: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  let used = 0;
+  for (const { segment } of graphemes.segment(text)) {
+    const w = stringWidth(segment);
+    if (used + w > width) {
+      lines.push(line);
+      if (lines.length === max) return lines;
+      line = "";
+      used = 0;
+    }
+    line += segment;
+    used += w;
+  }
+  if (line !== "" || lines.length === 0) lines.push(line);
+  return lines.slice(0, max);
+}
+
+/** `text` cut to `width` columns, ending in … when cut: a line never wraps onto the next. */
+function fit(text: string, width: number): string {
+  if (stringWidth(text) <= width) return text;
+  return `${columns(text, Math.max(0, width - 1), 1)[0] ?? ""}…`;
+}
 
 /** One line of a panel: `›` marks the selected row; its text is cut to the width. */
 function Line(props: {
@@ -113,10 +142,7 @@ function PanelBox(props: {
 function detailLines(r: BottleRequest, now: Date, width: number): string[] {
   const [id = "", , , , what = "", reason = "", status = ""] = requestCells(r, now);
   const text = `↳ ${id}: ${what}${reason === "-" ? "" : ` — reason ${reason}`} — ${status}`;
-  const lines: string[] = [];
-  for (let at = 0; at < text.length && lines.length < 3; at += width)
-    lines.push(text.slice(at, at + width));
-  return lines;
+  return columns(text, width, 3);
 }
 
 /**

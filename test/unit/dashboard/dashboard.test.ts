@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { render } from "ink-testing-library";
 import { createElement as h } from "react";
+import stringWidth from "string-width";
 import type { BottleSummary } from "../../../src/lifecycle/bottles.js";
 import type { BottleRequest } from "../../../src/lifecycle/requests.js";
 import {
@@ -298,6 +299,18 @@ describe("the dashboard's frame", () => {
     const lines = out.split("\n");
     assert.equal(lines.length, 24);
     assert.ok(lines.every((l) => l.length <= 80));
+  });
+
+  test("wide characters and emoji are cut by terminal columns: no line is wider than the frame", () => {
+    const wide = withData(
+      initialState,
+      [bottle("coder-aaaaaa")],
+      [question("r-wide000000", "coder-aaaaaa", 5, "界".repeat(200) + "😀".repeat(50))],
+    );
+    const lines = frame(wide).split("\n");
+    assert.equal(lines.length, 24);
+    for (const l of lines) assert.ok(stringWidth(l) <= 80, `${stringWidth(l)} columns: ${l}`);
+    assert.ok(lines.some((l) => l.includes("↳ r-wide000000")));
   });
 
   test("no bottles: the frame says how to start one; a narrow terminal cuts, never wraps", () => {
