@@ -8,6 +8,7 @@ import { createElement as h, useCallback, useEffect, useRef, useState } from "re
 import type { Backend } from "../backends/backend.js";
 import { BotBottleError, UsageError } from "../errors.js";
 import { answerRequest, approveRequest, denyRequest, leaseText } from "../lifecycle/requests.js";
+import { stopBottle } from "../lifecycle/bottles.js";
 import { visible } from "../shared/visible.js";
 import {
   initialState,
@@ -33,7 +34,21 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Carries out a decision; the line the status bar shows for it. */
+/** What the status line says while an effect is carried out. */
+function underWay(effect: Exclude<Effect, { kind: "quit" }>): string {
+  switch (effect.kind) {
+    case "approve":
+      return `approving ${effect.id}…`;
+    case "deny":
+      return `denying ${effect.id}…`;
+    case "answer":
+      return `answering ${effect.id}…`;
+    case "stop":
+      return `stopping ${effect.slug}…`;
+  }
+}
+
+/** Carries out a decision or a stop; the line the status bar shows for it. */
 async function decide(effect: Exclude<Effect, { kind: "quit" }>, options: DashboardOptions) {
   const { env, backends } = options;
   switch (effect.kind) {
@@ -59,6 +74,10 @@ async function decide(effect: Exclude<Effect, { kind: "quit" }>, options: Dashbo
     case "answer": {
       const done = await answerRequest({ env, id: effect.id, text: effect.text });
       return `answered ${done.id} of ${done.slug}`;
+    }
+    case "stop": {
+      const stopped = await stopBottle(backends, effect.slug, env);
+      return `stopped ${stopped.slug}: its logs are kept in ${stopped.stateDir}`;
     }
   }
 }
@@ -122,13 +141,7 @@ function App(props: DashboardOptions) {
       exit();
       return;
     }
-    setState((s) => ({
-      ...s,
-      status: {
-        text: `${effect.kind === "approve" ? "approving" : effect.kind === "deny" ? "denying" : "answering"} ${effect.id}…`,
-        error: false,
-      },
-    }));
+    setState((s) => ({ ...s, status: { text: underWay(effect), error: false } }));
     decide(effect, props)
       .then(
         (text) => setState((s) => ({ ...s, status: { text, error: false } })),

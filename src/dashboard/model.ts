@@ -16,9 +16,12 @@ export interface BottleRow {
   egress: { allowed: number; refused: number };
 }
 
-/** A line the operator is typing: a lease for `A`, a reason for `d`, an answer for `r`. */
+/**
+ * A line the operator is typing: a lease for `A`, a reason for `d`, an answer for `r` (`id`: the
+ * request's); or the confirmation `s` asks for (`id`: the bottle's slug), which only `y` gives.
+ */
 export interface Prompt {
-  kind: "lease" | "deny" | "answer";
+  kind: "lease" | "deny" | "answer" | "stop";
   id: string;
   text: string;
 }
@@ -45,6 +48,7 @@ export type Effect =
   | { kind: "approve"; id: string; for?: string }
   | { kind: "deny"; id: string; reason?: string }
   | { kind: "answer"; id: string; text: string }
+  | { kind: "stop"; slug: string }
   | { kind: "quit" };
 
 /** What ink reports of a key press, the part the dashboard reads. */
@@ -149,6 +153,10 @@ function pressInPrompt(
 ): { state: DashboardState; effect?: Effect } {
   const closed = { ...state };
   delete closed.prompt;
+  if (prompt.kind === "stop")
+    return input === "y" && !key.ctrl && !key.meta
+      ? { state: closed, effect: { kind: "stop", slug: prompt.id } }
+      : { state: { ...closed, status: { text: `${prompt.id} keeps running`, error: false } } };
   if (key.escape) return { state: closed };
   if (key.return) {
     const text = prompt.text.trim();
@@ -196,6 +204,11 @@ export function press(
   switch (input) {
     case "q":
       return { state, effect: { kind: "quit" } };
+    case "s": {
+      const b = selectedBottle(state);
+      if (!b) return say(state, "no bottle is selected");
+      return { state: { ...quiet, prompt: { kind: "stop", id: b.summary.slug, text: "" } } };
+    }
     case "a": {
       const r = decidable(state);
       if (typeof r === "string") return say(state, r);

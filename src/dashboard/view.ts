@@ -19,6 +19,7 @@ import {
   type BottleRow,
   type DashboardState,
   type Panel,
+  type Prompt,
 } from "./model.js";
 
 export interface ViewOptions {
@@ -171,6 +172,18 @@ function tableLines(
   ];
 }
 
+/** The line being typed, or the question a stop asks. */
+function promptLine(prompt: Prompt): string {
+  if (prompt.kind === "stop")
+    return `stop ${prompt.id}? y stops it (its logs are kept); any other key keeps it`;
+  const what = {
+    lease: "approve for (e.g. 30m, 2h, 1d)",
+    deny: "deny, reason (optional)",
+    answer: "answer",
+  }[prompt.kind];
+  return `${what} ${prompt.id}: ${prompt.text}▏  enter sends, escape cancels`;
+}
+
 /** The window of `rows` lines around the selected one. */
 function around<T>(
   items: readonly T[],
@@ -220,9 +233,7 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
       h(Line, { key: `a${i}`, text: renderAuditEntry(e), width, refusal: isRefusal(e), color }),
     );
 
-  const bottom = state.prompt
-    ? `${{ lease: "approve for (e.g. 30m, 2h, 1d)", deny: "deny, reason (optional)", answer: "answer" }[state.prompt.kind]} ${state.prompt.id}: ${state.prompt.text}▏  enter sends, escape cancels`
-    : (state.status?.text ?? " ");
+  const bottom = state.prompt ? promptLine(state.prompt) : (state.status?.text ?? " ");
   return h(
     Box,
     { flexDirection: "column", width, height },

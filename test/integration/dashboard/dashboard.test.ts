@@ -3,7 +3,8 @@
  * real bottle. It shows the bottle and its health; a request the agent makes from inside appears
  * within 2 s, its hostile text escaped and the frame undisturbed; `a` approves it and the agent's
  * next request through egress goes out; `d` and a typed reason deny the next one, which stays
- * refused. The fake model API container stands in for the asked-for hosts.
+ * refused; `s` stops the bottle only once `y` confirms it. The fake model API container stands in
+ * for the asked-for hosts.
  */
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
@@ -171,6 +172,30 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     await waitFor(new RegExp(`denied ${id} of ${slug}`), "the denial's status line");
     assert.equal(await callTool(t, slug, "request_status", { id }), "denied: not for this task");
     assert.deepEqual(await curl(DENIED_HOST), { status: "403", tag: "not-in-routes" });
+  });
+
+  test("`s` asks first: `n` keeps the bottle, `y` stops it, and `ls` no longer lists it", async () => {
+    await tmux("send-keys", "-t", "main", "s");
+    await waitFor(new RegExp(`stop ${slug}\\? y stops it`), "the stop's question");
+    await tmux("send-keys", "-t", "main", "n");
+    await waitFor(new RegExp(`${slug} keeps running`), "the kept bottle's status line");
+    const still = await t.cli(["ls", "--json"]);
+    assert.ok((JSON.parse(still.stdout) as { slug: string }[]).some((b) => b.slug === slug));
+
+    await tmux("send-keys", "-t", "main", "s");
+    await waitFor(new RegExp(`stop ${slug}\\? y stops it`), "the stop's question");
+    await tmux("send-keys", "-t", "main", "y");
+    await waitFor(
+      new RegExp(`stopped ${slug}: its logs are kept`),
+      "the stop's status line",
+      60_000,
+    );
+    await waitFor(/no bottles \(start one with/, "the empty bottles panel", 10_000);
+    const listed = await t.cli(["ls", "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(
+      !(JSON.parse(listed.stdout || "[]") as { slug: string }[]).some((b) => b.slug === slug),
+    );
   });
 
   test("q quits with status 0", async () => {

@@ -168,6 +168,25 @@ describe("the dashboard's state and keys", () => {
     }
   });
 
+  test("s asks before it stops the selected bottle: only y stops it, any other key keeps it", () => {
+    const asked = keys(two, ["", { downArrow: true }], ["s"]);
+    assert.deepEqual(asked.state.prompt, { kind: "stop", id: "coder-bbbbbb", text: "" });
+    assert.match(frame(asked.state), /stop coder-bbbbbb\? y stops it/);
+    assert.deepEqual(keys(asked.state, ["y"]).effects, [{ kind: "stop", slug: "coder-bbbbbb" }]);
+    for (const [input, key] of [["n"], [""], ["Y"], ["", { return: true }], ["q"]] as [
+      string,
+      Key?,
+    ][]) {
+      const kept = keys(asked.state, [input, key]);
+      assert.deepEqual(kept.effects, [], `${JSON.stringify(input)} stops nothing`);
+      assert.equal(kept.state.status?.text, "coder-bbbbbb keeps running");
+    }
+    assert.equal(
+      keys(withData(initialState, [], []), ["s"]).state.status?.text,
+      "no bottle is selected",
+    );
+  });
+
   test("a control character typed or pasted into a prompt never reaches the decision", () => {
     const { effects } = keys(two, ["d"], ["ok\u001b[2J\u0007"], ["", { return: true }]);
     assert.deepEqual(effects, [{ kind: "deny", id: "r-new0000000", reason: "ok[2J" }]);
