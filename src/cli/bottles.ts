@@ -9,7 +9,7 @@ import {
   type BottleSummary,
 } from "../lifecycle/bottles.js";
 import { healthNote } from "../lifecycle/health.js";
-import { capturedLogs, renderJson, renderLine, type LogLine } from "../lifecycle/logs.js";
+import { bottleLogs, renderJson, renderLine, type LogLine } from "../lifecycle/logs.js";
 import {
   AUDIT_SOURCE_NAMES,
   auditEntryJson,
@@ -175,23 +175,22 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
       const view = auditViewOf(options);
       if (view) return showAudit(ctx, slug, AUDIT_VIEWS[view], options);
       const render = options.json ? renderJson : renderLine;
-      const found = await findBottle(allBackends(ctx.env), slug).catch((err: unknown) => {
-        if (err instanceof NoSuchBottleError) return undefined;
-        throw err;
-      });
-      if (!found) {
-        const captured = await capturedLogs(join(stateRoot(ctx.env), slug));
-        if (!captured)
-          throw new NoSuchBottleError(slug, "no running bottle and no captured logs by that name");
-        for (const line of captured) writeLine(ctx.stdout, render(line));
-        return;
-      }
       const print = (line: LogLine) => writeLine(ctx.stdout, render(line));
-      if (!options.follow) {
-        for (const line of await found.backend.logs(found.resources)) print(line);
-        return;
+      const backends = allBackends(ctx.env);
+      if (options.follow) {
+        const found = await findBottle(backends, slug).catch((err: unknown) => {
+          if (err instanceof NoSuchBottleError) return undefined;
+          throw err;
+        });
+        if (found) {
+          await found.backend.logs(found.resources, { follow: true, onLine: print });
+          return;
+        }
       }
-      await found.backend.logs(found.resources, { follow: true, onLine: print });
+      const lines = await bottleLogs(backends, slug, ctx.env);
+      if (!lines)
+        throw new NoSuchBottleError(slug, "no running bottle and no captured logs by that name");
+      for (const line of lines) print(line);
     });
 
   program

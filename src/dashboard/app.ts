@@ -9,6 +9,7 @@ import type { Backend } from "../backends/backend.js";
 import { BotBottleError, UsageError } from "../errors.js";
 import { answerRequest, approveRequest, denyRequest, leaseText } from "../lifecycle/requests.js";
 import { stopBottle } from "../lifecycle/bottles.js";
+import { bottleLogs } from "../lifecycle/logs.js";
 import { visible } from "../shared/visible.js";
 import {
   initialState,
@@ -117,21 +118,30 @@ function App(props: DashboardOptions) {
     };
   }, [props.env, refresh, stdout]);
 
-  // The selected bottle's audit, read again at each change.
-  const stateDir = selectedBottle(state)?.summary.stateDir;
+  // The selected bottle's audit (or its logs, in that view), read again at each change.
+  const chosen = selectedBottle(state)?.summary;
+  const stateDir = chosen?.stateDir;
+  const slug = chosen?.slug;
+  const view = state.view;
   useEffect(() => {
-    if (stateDir === undefined) return;
+    if (stateDir === undefined || slug === undefined) return;
     let live = true;
-    loadAudit(stateDir).then(
-      (audit) =>
-        live &&
-        setState((s) => (selectedBottle(s)?.summary.stateDir === stateDir ? { ...s, audit } : s)),
-      () => undefined,
-    );
+    const still = (s: DashboardState) =>
+      live && s.view === view && selectedBottle(s)?.summary.slug === slug;
+    if (view === "logs")
+      bottleLogs(props.backends, slug, props.env).then(
+        (logs) => setState((s) => (still(s) ? { ...s, logs: logs ?? [] } : s)),
+        () => undefined,
+      );
+    else
+      loadAudit(stateDir).then(
+        (audit) => setState((s) => (still(s) ? { ...s, audit } : s)),
+        () => undefined,
+      );
     return () => {
       live = false;
     };
-  }, [stateDir, changes]);
+  }, [stateDir, slug, view, changes, props.backends, props.env]);
 
   useInput((input, key) => {
     const { state: next, effect } = press(current.current, input, key);

@@ -5,6 +5,7 @@
  */
 import type { BottleSummary } from "../lifecycle/bottles.js";
 import type { BottleRequest } from "../lifecycle/requests.js";
+import type { LogLine } from "../lifecycle/logs.js";
 import type { AuditEntry } from "../state/audit.js";
 
 export type Panel = "bottles" | "requests" | "audit";
@@ -32,6 +33,10 @@ export interface DashboardState {
   requests: BottleRequest[];
   /** The selected bottle's audit trail, oldest first. */
   audit: AuditEntry[];
+  /** What the lower panel shows of the selected bottle: its audit, or (`l`) its logs. */
+  view: "audit" | "logs";
+  /** The selected bottle's logs, as `bot-bottle logs` shows them, while the view is "logs". */
+  logs: LogLine[];
   focus: Panel;
   /** The selected bottle's slug. */
   bottle?: string;
@@ -69,6 +74,8 @@ export const initialState: DashboardState = {
   bottles: [],
   requests: [],
   audit: [],
+  view: "audit",
+  logs: [],
   focus: "bottles",
 };
 
@@ -204,6 +211,8 @@ export function press(
   switch (input) {
     case "q":
       return { state, effect: { kind: "quit" } };
+    case "l":
+      return { state: { ...quiet, view: state.view === "audit" ? "logs" : "audit" } };
     case "s": {
       const b = selectedBottle(state);
       if (!b) return say(state, "no bottle is selected");

@@ -9,6 +9,7 @@ import { createElement as h, type ReactElement } from "react";
 import stringWidth from "string-width";
 import { table } from "../shared/table.js";
 import { healthNote } from "../lifecycle/health.js";
+import { renderLine } from "../lifecycle/logs.js";
 import { requestCells, type BottleRequest } from "../lifecycle/requests.js";
 import { roughDuration } from "../shared/duration.js";
 import { renderAuditEntry } from "../state/audit.js";
@@ -30,7 +31,8 @@ export interface ViewOptions {
 }
 
 /** The keys, as the bottom line lists them. */
-export const KEYS = "tab panel  ↑↓ select  a approve  A approve for…  d deny  r answer  q quit";
+export const KEYS =
+  "tab panel ↑↓ select  a approve  A for…  d deny  r answer  l logs  s stop  q quit";
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 
@@ -227,11 +229,20 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
       ...detail.map((text, i) => h(Line, { key: `d${i}`, text: `  ${text}`, width, color })),
     );
 
-  const auditLines = state.audit
-    .slice(-auditRows)
-    .map((e, i) =>
-      h(Line, { key: `a${i}`, text: renderAuditEntry(e), width, refusal: isRefusal(e), color }),
-    );
+  const lowerLines =
+    state.view === "logs"
+      ? state.logs
+          .slice(-auditRows)
+          .map((l, i) => h(Line, { key: `l${i}`, text: renderLine(l), width, color }))
+      : state.audit.slice(-auditRows).map((e, i) =>
+          h(Line, {
+            key: `a${i}`,
+            text: renderAuditEntry(e),
+            width,
+            refusal: isRefusal(e),
+            color,
+          }),
+        );
 
   const bottom = state.prompt ? promptLine(state.prompt) : (state.status?.text ?? " ");
   return h(
@@ -262,9 +273,9 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
       empty: "no requests",
     }),
     h(PanelBox, {
-      title: `Audit${bottle ? ` of ${bottle.summary.slug}` : ""}`,
+      title: `${state.view === "logs" ? "Logs" : "Audit"}${bottle ? ` of ${bottle.summary.slug}` : ""}  (l: ${state.view === "logs" ? "audit" : "logs"})`,
       focused: focused("audit"),
-      lines: auditLines,
+      lines: lowerLines,
       rows: auditRows,
       width,
       empty: bottle ? "nothing yet" : "no bottle selected",

@@ -5,9 +5,12 @@
  */
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { Backend } from "../backends/backend.js";
 import type { LogEvent } from "../shared/init-config.js";
 import { mergeByTime, parseTimestamped, type LogLine } from "../shared/logs.js";
 import { visible } from "../shared/visible.js";
+import { stateRoot } from "../state/paths.js";
+import { findBottle, NoSuchBottleError } from "./bottles.js";
 
 export type { LogLine };
 
@@ -58,4 +61,21 @@ export async function capturedLogs(stateDir: string): Promise<LogLine[] | undefi
     ),
   );
   return mergeByTime(...streams);
+}
+
+/**
+ * A bottle's logs as `bot-bottle logs SLUG` prints them: from its backend while it runs, else
+ * those captured at its stop; undefined when there are neither.
+ */
+export async function bottleLogs(
+  backends: readonly Backend[],
+  slug: string,
+  env: NodeJS.ProcessEnv,
+): Promise<LogLine[] | undefined> {
+  const found = await findBottle(backends, slug).catch((err: unknown) => {
+    if (err instanceof NoSuchBottleError) return undefined;
+    throw err;
+  });
+  if (found) return found.backend.logs(found.resources);
+  return capturedLogs(join(stateRoot(env), slug));
 }

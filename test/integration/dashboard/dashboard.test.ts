@@ -3,7 +3,7 @@
  * real bottle. It shows the bottle and its health; a request the agent makes from inside appears
  * within 2 s, its hostile text escaped and the frame undisturbed; `a` approves it and the agent's
  * next request through egress goes out; `d` and a typed reason deny the next one, which stays
- * refused; `s` stops the bottle only once `y` confirms it. The fake model API container stands in
+ * refused; `l` shows its logs; `s` stops the bottle only once `y` confirms it. The fake model API container stands in
  * for the asked-for hosts.
  */
 import assert from "node:assert/strict";
@@ -172,6 +172,18 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     await waitFor(new RegExp(`denied ${id} of ${slug}`), "the denial's status line");
     assert.equal(await callTool(t, slug, "request_status", { id }), "denied: not for this task");
     assert.deepEqual(await curl(DENIED_HOST), { status: "403", tag: "not-in-routes" });
+  });
+
+  test("`l` shows the bottle's logs (supervise's last decision among them), `l` again its audit", async () => {
+    await tmux("send-keys", "-t", "main", "l");
+    await waitFor(new RegExp(`Logs of ${slug}`), "the logs panel");
+    await waitFor(
+      /supervise\s+decided\s+request r-[a-z0-9]{10} denied by operator/,
+      "supervise's denial in the logs",
+      15_000,
+    );
+    await tmux("send-keys", "-t", "main", "l");
+    await waitFor(new RegExp(`Audit of ${slug}`), "the audit panel again");
   });
 
   test("`s` asks first: `n` keeps the bottle, `y` stops it, and `ls` no longer lists it", async () => {

@@ -320,6 +320,31 @@ describe("the dashboard's frame", () => {
     assert.ok(lines.every((l) => l.length <= 80));
   });
 
+  test("l shows the selected bottle's logs as `logs` prints them, the agent's output escaped; l again the audit", () => {
+    const { state } = keys(two, ["l"]);
+    assert.equal(state.view, "logs");
+    const out = frame({
+      ...state,
+      logs: [
+        { time: ago(3), source: "agent", text: "npm test\u001b[2J" },
+        {
+          time: ago(2),
+          source: "bundle",
+          text: JSON.stringify({
+            time: ago(2),
+            component: "egress",
+            event: "listen",
+            message: "listening on :9099",
+          }),
+        },
+      ],
+    });
+    assert.match(out, /Logs of coder-aaaaaa {2}\(l: audit\)/);
+    assert.match(out, /\d\d:\d\d:\d\d\.\d{3} agent {4}output {7}npm test\\x1b\[2J/);
+    assert.match(out, /egress {3}listen {7}listening on :9099/);
+    assert.equal(keys(state, ["l"]).state.view, "audit");
+  });
+
   test("wide characters and emoji are cut by terminal columns: no line is wider than the frame", () => {
     const wide = withData(
       initialState,
