@@ -22,6 +22,9 @@ import {
 import { LISTING_INTERVAL_MS, loadAudit, loadData, StateWatcher } from "./source.js";
 import { Dashboard } from "./view.js";
 
+/** How often the logs view asks the engine for the logs again. */
+const LOGS_EVERY_MS = 2_000;
+
 export interface DashboardOptions {
   env: NodeJS.ProcessEnv;
   backends: readonly Backend[];
@@ -93,14 +96,19 @@ function App(props: DashboardOptions) {
   const [changes, setChanges] = useState(0);
   const watcher = useRef<StateWatcher | undefined>(undefined);
 
+  // Reads may overlap (a change, the listing's tick, a decision's end): only the latest counts.
+  const reads = useRef(0);
   const refresh = useCallback(async () => {
+    const read = ++reads.current;
     try {
       const data = await loadData(props.backends, props.env);
+      if (read !== reads.current) return;
       watcher.current?.watchDirs(data.bottles.map((b) => b.summary.stateDir));
       setState((s) => withData(s, data.bottles, data.requests));
       setChanges((n) => n + 1);
     } catch (err) {
-      setState((s) => ({ ...s, status: { text: errorText(err), error: true } }));
+      if (read === reads.current)
+        setState((s) => ({ ...s, status: { text: errorText(err), error: true } }));
     }
   }, [props.backends, props.env]);
 
@@ -119,6 +127,7 @@ function App(props: DashboardOptions) {
   }, [props.env, refresh, stdout]);
 
   // The selected bottle's audit (or its logs, in that view), read again at each change.
+  const logsRead = useRef({ slug: "", at: 0 });
   const chosen = selectedBottle(state)?.summary;
   const stateDir = chosen?.stateDir;
   const slug = chosen?.slug;
@@ -128,6 +137,10 @@ function App(props: DashboardOptions) {
     let live = true;
     const still = (s: DashboardState) =>
       live && s.view === view && selectedBottle(s)?.summary.slug === slug;
+    // The logs are the engine's to give: read at most every LOGS_EVERY_MS, however busy the audit.
+    const last = logsRead.current;
+    if (view === "logs" && last.slug === slug && Date.now() - last.at < LOGS_EVERY_MS) return;
+    if (view === "logs") logsRead.current = { slug, at: Date.now() };
     if (view === "logs")
       bottleLogs(props.backends, slug, props.env).then(
         (logs) => setState((s) => (still(s) ? { ...s, logs: logs ?? [] } : s)),
@@ -145,6 +158,8 @@ function App(props: DashboardOptions) {
 
   useInput((input, key) => {
     const { state: next, effect } = press(current.current, input, key);
+    // Keys can come faster than frames (a paste): the next one builds on this one's state.
+    current.current = next;
     setState(next);
     if (!effect) return;
     if (effect.kind === "quit") {
