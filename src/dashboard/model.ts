@@ -44,6 +44,8 @@ export interface DashboardState {
   request?: string;
   /** The operator moved the request selection: it stays where it is until a decision. */
   pinned?: boolean;
+  /** When the request selection last moved by itself (a new listing), in ms since the epoch. */
+  movedAt?: number;
   prompt?: Prompt;
   /** The outcome of the last decision, or why a key did nothing. */
   status?: { text: string; error: boolean };
@@ -103,6 +105,7 @@ export function withData(
   state: DashboardState,
   bottles: BottleRow[],
   requests: readonly BottleRequest[],
+  now = Date.now(),
 ): DashboardState {
   const ordered = orderRequests(requests);
   const bottle = bottles.some((b) => b.summary.slug === state.bottle)
@@ -119,6 +122,7 @@ export function withData(
   else next.bottle = bottle;
   if (request === undefined) delete next.request;
   else next.request = request;
+  if (request !== undefined && request !== state.request) next.movedAt = now;
   return next;
 }
 
@@ -143,11 +147,20 @@ const say = (state: DashboardState, text: string, error = true): { state: Dashbo
   state: { ...state, status: { text, error } },
 });
 
+/**
+ * How long a decision key waits after the selection moved by itself. An agent that times a new
+ * request to land as the operator presses `a` (the one being read was decided elsewhere, or timed
+ * out, a moment before) would otherwise have its own request approved unseen.
+ */
+export const SELECTION_SETTLE_MS = 1_000;
+
 /** The pending request a decision key acts on, or why there is none. */
-function decidable(state: DashboardState): BottleRequest | string {
+function decidable(state: DashboardState, now: number): BottleRequest | string {
   const r = selectedRequest(state);
   if (!r) return "no request is pending";
   if (r.status !== "pending") return `request ${r.id} is already ${r.status}`;
+  if (state.movedAt !== undefined && now - state.movedAt < SELECTION_SETTLE_MS)
+    return `the selection just moved to ${r.id}: read it, then press again`;
   return r;
 }
 
@@ -195,6 +208,7 @@ export function press(
   state: DashboardState,
   input: string,
   key: Key,
+  now = Date.now(),
 ): { state: DashboardState; effect?: Effect } {
   if (state.prompt) return pressInPrompt(state, state.prompt, input, key);
   const quiet = { ...state };
@@ -219,24 +233,24 @@ export function press(
       return { state: { ...quiet, prompt: { kind: "stop", id: b.summary.slug, text: "" } } };
     }
     case "a": {
-      const r = decidable(state);
+      const r = decidable(state, now);
       if (typeof r === "string") return say(state, r);
       if (r.request.kind === "question") return say(state, `${r.id} is a question: r answers it`);
       return { state: { ...acted, request: r.id }, effect: { kind: "approve", id: r.id } };
     }
     case "A": {
-      const r = decidable(state);
+      const r = decidable(state, now);
       if (typeof r === "string") return say(state, r);
       if (r.request.kind === "question") return say(state, `${r.id} is a question: r answers it`);
       return { state: { ...acted, request: r.id, prompt: { kind: "lease", id: r.id, text: "" } } };
     }
     case "d": {
-      const r = decidable(state);
+      const r = decidable(state, now);
       if (typeof r === "string") return say(state, r);
       return { state: { ...acted, request: r.id, prompt: { kind: "deny", id: r.id, text: "" } } };
     }
     case "r": {
-      const r = decidable(state);
+      const r = decidable(state, now);
       if (typeof r === "string") return say(state, r);
       if (r.request.kind !== "question")
         return say(

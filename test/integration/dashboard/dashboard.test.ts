@@ -11,6 +11,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { SELECTION_SETTLE_MS } from "../../../src/dashboard/model.js";
 import { run } from "../../../src/exec/run.js";
 import { TestBottles } from "../../helpers/bottles.js";
 import { CLI } from "../../helpers/cli.js";
@@ -142,6 +143,8 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     assert.match(rows.at(-1) ?? "", /^tab panel .* q quit/);
     assert.ok(!rows.join("\n").includes("\u202e"));
 
+    // A selection that just moved by itself is not decided on for a moment (SELECTION_SETTLE_MS).
+    await sleep(SELECTION_SETTLE_MS);
     await tmux("send-keys", "-t", "main", "a");
     await waitFor(new RegExp(`approved ${id} of ${slug}`), "the approval's status line");
     let now = await curl(ALLOWED_HOST);
@@ -165,6 +168,7 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     });
     const id = requestIdOf(asked);
     await waitFor(new RegExp(`› ${id} `), "the second request's row", 10_000);
+    await sleep(SELECTION_SETTLE_MS);
     await tmux("send-keys", "-t", "main", "d");
     await waitFor(/deny, reason \(optional\)/, "the reason prompt");
     await tmux("send-keys", "-t", "main", "-l", "not for this task");

@@ -13,6 +13,7 @@ import type { BottleRequest } from "../../../src/lifecycle/requests.js";
 import {
   initialState,
   press,
+  SELECTION_SETTLE_MS,
   withData,
   type BottleRow,
   type DashboardState,
@@ -87,7 +88,14 @@ const keys = (state: DashboardState, ...presses: [string, Key?][]) => {
   return { state: s, effects };
 };
 
-const two = withData(
+/** A listing read long ago: its selection has settled, decision keys act on it at once. */
+const listed = (
+  state: DashboardState,
+  bottles: BottleRow[],
+  requests: readonly BottleRequest[],
+): DashboardState => withData(state, bottles, requests, 0);
+
+const two = listed(
   initialState,
   [bottle("coder-aaaaaa"), bottle("coder-bbbbbb", { template: "codex" })],
   [
@@ -146,7 +154,7 @@ describe("the dashboard's state and keys", () => {
   });
 
   test("r answers a question, and only a question; a on a question says to answer it", () => {
-    const asked = withData(
+    const asked = listed(
       initialState,
       [bottle("coder-aaaaaa")],
       [question("r-ask0000000", "coder-aaaaaa", 5, "Which branch?")],
@@ -160,12 +168,53 @@ describe("the dashboard's state and keys", () => {
   });
 
   test("with nothing pending, a decision key says so and decides nothing", () => {
-    const none = withData(initialState, [bottle("coder-aaaaaa")], []);
+    const none = listed(initialState, [bottle("coder-aaaaaa")], []);
     for (const k of ["a", "A", "d", "r"]) {
       const { effects, state } = keys(none, [k]);
       assert.deepEqual(effects, []);
       assert.equal(state.status?.text, "no request is pending");
     }
+  });
+
+  test("a selection that moved by itself a moment ago is not decided on: the key says to look first", () => {
+    const t0 = 1_000_000;
+    // r-old… was selected and is decided elsewhere; the agent's new request lands as `a` is pressed.
+    const reading = withData(
+      initialState,
+      [bottle("coder-aaaaaa")],
+      [request("r-read000000", "coder-aaaaaa", 60)],
+      t0,
+    );
+    const swapped = withData(
+      reading,
+      reading.bottles,
+      [
+        request("r-read000000", "coder-aaaaaa", 60, {
+          status: "denied",
+          outcome: { by: "timeout", time: ago(0) },
+        }),
+        request("r-bait000000", "coder-aaaaaa", 0),
+      ],
+      t0 + 5_000,
+    );
+    assert.equal(swapped.request, "r-bait000000");
+    for (const k of ["a", "A", "d"]) {
+      const early = press(swapped, k, {}, t0 + 5_000 + SELECTION_SETTLE_MS - 1);
+      assert.equal(early.effect, undefined, `${k} right after the move decides nothing`);
+      assert.equal(early.state.prompt, undefined);
+      assert.match(
+        early.state.status?.text ?? "",
+        /the selection just moved to r-bait000000: read it, then press again/,
+      );
+    }
+    const later = press(swapped, "a", {}, t0 + 5_000 + SELECTION_SETTLE_MS);
+    assert.deepEqual(later.effect, { kind: "approve", id: "r-bait000000" });
+    // A listing that changes nothing does not count as a move.
+    const same = withData(swapped, swapped.bottles, swapped.requests, t0 + 9_000);
+    assert.deepEqual(press(same, "a", {}, t0 + 9_001).effect, {
+      kind: "approve",
+      id: "r-bait000000",
+    });
   });
 
   test("s asks before it stops the selected bottle: only y stops it, any other key keeps it", () => {
@@ -182,7 +231,7 @@ describe("the dashboard's state and keys", () => {
       assert.equal(kept.state.status?.text, "coder-bbbbbb keeps running");
     }
     assert.equal(
-      keys(withData(initialState, [], []), ["s"]).state.status?.text,
+      keys(listed(initialState, [], []), ["s"]).state.status?.text,
       "no bottle is selected",
     );
   });
@@ -200,12 +249,12 @@ describe("the dashboard's state and keys", () => {
     });
     const [newer, older, done] = two.requests as [BottleRequest, BottleRequest, BottleRequest];
     const { state } = keys(two, ["a"]);
-    const after = withData(state, state.bottles, [decided(newer), older, done]);
+    const after = listed(state, state.bottles, [decided(newer), older, done]);
     assert.equal(after.request, older.id);
-    const none = withData(state, state.bottles, [decided(newer), decided(older), done]);
+    const none = listed(state, state.bottles, [decided(newer), decided(older), done]);
     assert.equal(none.request, newer.id, "with nothing pending the decided one stays");
     const fresh = request("r-fresh00000", "coder-aaaaaa", 1);
-    assert.equal(withData(none, none.bottles, [...none.requests, fresh]).request, fresh.id);
+    assert.equal(listed(none, none.bottles, [...none.requests, fresh]).request, fresh.id);
     // The operator moves to a decided request: it stays selected until a decision.
     const moved = keys(
       { ...two, focus: "requests" },
@@ -214,7 +263,7 @@ describe("the dashboard's state and keys", () => {
     );
     assert.equal(moved.state.request, done.id);
     assert.equal(
-      withData(moved.state, moved.state.bottles, [...two.requests, fresh]).request,
+      listed(moved.state, moved.state.bottles, [...two.requests, fresh]).request,
       done.id,
     );
   });
@@ -222,9 +271,9 @@ describe("the dashboard's state and keys", () => {
   test("a new listing keeps the selections while their rows exist", () => {
     const moved = keys(two, ["", { downArrow: true }]).state;
     assert.equal(moved.bottle, "coder-bbbbbb");
-    const again = withData(moved, moved.bottles, moved.requests);
+    const again = listed(moved, moved.bottles, moved.requests);
     assert.equal(again.bottle, "coder-bbbbbb");
-    const gone = withData(moved, [bottle("coder-aaaaaa")], []);
+    const gone = listed(moved, [bottle("coder-aaaaaa")], []);
     assert.equal(gone.bottle, "coder-aaaaaa");
     assert.equal(gone.request, undefined);
   });
@@ -276,7 +325,7 @@ describe("the dashboard's frame", () => {
   test("the selected request is shown in full below the table, on up to three lines", () => {
     const long = "the build fetches release notes from the GitHub API to write the changelog";
     const out = frame(
-      withData(
+      listed(
         initialState,
         [bottle("coder-aaaaaa")],
         [
@@ -298,7 +347,7 @@ describe("the dashboard's frame", () => {
   });
 
   test("hostile request text is shown escaped and keeps every line inside the frame", () => {
-    const hostile = withData(
+    const hostile = listed(
       initialState,
       [bottle("coder-aaaaaa")],
       [
@@ -346,7 +395,7 @@ describe("the dashboard's frame", () => {
   });
 
   test("wide characters and emoji are cut by terminal columns: no line is wider than the frame", () => {
-    const wide = withData(
+    const wide = listed(
       initialState,
       [bottle("coder-aaaaaa")],
       [question("r-wide000000", "coder-aaaaaa", 5, "界".repeat(200) + "😀".repeat(50))],
