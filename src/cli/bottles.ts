@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { allBackends } from "../backends/index.js";
 import {
+  bottleIfAny,
   cleanup,
   findBottle,
   listBottles,
@@ -178,10 +179,7 @@ export function registerBottleCommands(program: Command, ctx: CliContext): void 
       const print = (line: LogLine) => writeLine(ctx.stdout, render(line));
       const backends = allBackends(ctx.env);
       if (options.follow) {
-        const found = await findBottle(backends, slug).catch((err: unknown) => {
-          if (err instanceof NoSuchBottleError) return undefined;
-          throw err;
-        });
+        const found = await bottleIfAny(backends, slug);
         if (found) {
           await found.backend.logs(found.resources, { follow: true, onLine: print });
           return;

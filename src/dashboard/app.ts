@@ -8,7 +8,7 @@ import { createElement as h, useCallback, useEffect, useRef, useState } from "re
 import type { Backend } from "../backends/backend.js";
 import { BotBottleError, UsageError } from "../errors.js";
 import { answerRequest, approveRequest, denyRequest, leaseText } from "../lifecycle/requests.js";
-import { stopBottle } from "../lifecycle/bottles.js";
+import { stopBottle, type BottleSummary } from "../lifecycle/bottles.js";
 import { bottleLogs } from "../lifecycle/logs.js";
 import { visible } from "../shared/visible.js";
 import {
@@ -98,25 +98,31 @@ function App(props: DashboardOptions) {
 
   // Reads may overlap (a change, the listing's tick, a decision's end): only the latest counts.
   const reads = useRef(0);
-  const refresh = useCallback(async () => {
-    const read = ++reads.current;
-    try {
-      const data = await loadData(props.backends, props.env);
-      if (read !== reads.current) return;
-      watcher.current?.watchDirs(data.bottles.map((b) => b.summary.stateDir));
-      setState((s) => withData(s, data.bottles, data.requests));
-      setChanges((n) => n + 1);
-    } catch (err) {
-      if (read === reads.current)
-        setState((s) => ({ ...s, status: { text: errorText(err), error: true } }));
-    }
-  }, [props.backends, props.env]);
+  const listed = useRef<BottleSummary[] | undefined>(undefined);
+  /** Reads the files again, and the engine's listing too when `engine` (or none was read yet). */
+  const refresh = useCallback(
+    async (engine: boolean) => {
+      const read = ++reads.current;
+      try {
+        const data = await loadData(props.backends, props.env, engine ? undefined : listed.current);
+        if (read !== reads.current) return;
+        listed.current = data.bottles.map((b) => b.summary);
+        watcher.current?.watchDirs(listed.current.map((b) => b.stateDir));
+        setState((s) => withData(s, data.bottles, data.requests));
+        setChanges((n) => n + 1);
+      } catch (err) {
+        if (read === reads.current)
+          setState((s) => ({ ...s, status: { text: errorText(err), error: true } }));
+      }
+    },
+    [props.backends, props.env],
+  );
 
   useEffect(() => {
-    const w = new StateWatcher(props.env, () => void refresh());
+    const w = new StateWatcher(props.env, (bottles) => void refresh(bottles));
     watcher.current = w;
-    void refresh();
-    const listing = setInterval(() => void refresh(), LISTING_INTERVAL_MS);
+    void refresh(true);
+    const listing = setInterval(() => void refresh(true), LISTING_INTERVAL_MS);
     const resize = () => setSize({ width: stdout.columns || 80, height: stdout.rows || 24 });
     stdout.on("resize", resize);
     return () => {
@@ -173,7 +179,7 @@ function App(props: DashboardOptions) {
         (err: unknown) =>
           setState((s) => ({ ...s, status: { text: errorText(err), error: true } })),
       )
-      .finally(() => void refresh());
+      .finally(() => void refresh(true));
   });
 
   return h(Dashboard, { state, ...size, color: props.color, now: new Date() });

@@ -8,7 +8,7 @@
 import { watch, type FSWatcher } from "node:fs";
 import { open } from "node:fs/promises";
 import type { Backend } from "../backends/backend.js";
-import { listBottles } from "../lifecycle/bottles.js";
+import { listBottles, type BottleSummary } from "../lifecycle/bottles.js";
 import { listRequests, type BottleRequest } from "../lifecycle/requests.js";
 import {
   AUDIT_SOURCE_NAMES,
@@ -63,14 +63,19 @@ export interface DashboardData {
   requests: BottleRequest[];
 }
 
-/** Every bottle with its last minute of egress, and every running bottle's requests. */
+/**
+ * Every bottle with its last minute of egress, and every running bottle's requests. The bottles
+ * come from the engine unless `known` gives the last listing: an audit line changes the files,
+ * not what the engine runs, so a busy agent does not make the dashboard list the engine anew.
+ */
 export async function loadData(
   backends: readonly Backend[],
   env: NodeJS.ProcessEnv,
+  known?: readonly BottleSummary[],
   now = new Date(),
 ): Promise<DashboardData> {
   const [summaries, requests] = await Promise.all([
-    listBottles(backends, env),
+    known ?? listBottles(backends, env),
     listRequests({ env, now }),
   ]);
   const bottles = await Promise.all(
@@ -89,17 +94,19 @@ export async function loadAudit(stateDir: string): Promise<AuditEntry[]> {
 }
 
 /**
- * Calls `onChange` (at most once per SETTLE_MS) when a file in one of `auditDirs` changes or a
- * state dir comes or goes; `watchDirs` replaces the folders watched. Stops at `close`.
+ * Calls `onChange` (at most once per SETTLE_MS) when a file in one of the watched audit folders
+ * changes (`bottles` false) or a state dir comes or goes (`bottles` true: the engine has news
+ * too); `watchDirs` replaces the folders watched. Stops at `close`.
  */
 export class StateWatcher {
   private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
+  private bottles = false;
   private closed = false;
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
-    private readonly onChange: () => void,
+    private readonly onChange: (bottles: boolean) => void,
   ) {
     this.add(stateRoot(env));
   }
@@ -118,7 +125,8 @@ export class StateWatcher {
   private add(dir: string): void {
     if (this.closed || this.watchers.has(dir)) return;
     try {
-      const w = watch(dir, { persistent: false }, () => this.changed());
+      const root = dir === stateRoot(this.env);
+      const w = watch(dir, { persistent: false }, () => this.changed(root));
       // A folder removed under the watch (a bottle cleaned up) ends it; the next listing says so.
       w.on("error", () => {
         w.close();
@@ -130,11 +138,14 @@ export class StateWatcher {
     }
   }
 
-  private changed(): void {
+  private changed(bottles: boolean): void {
+    this.bottles ||= bottles;
     if (this.closed || this.timer) return;
     this.timer = setTimeout(() => {
+      const news = this.bottles;
       this.timer = undefined;
-      if (!this.closed) this.onChange();
+      this.bottles = false;
+      if (!this.closed) this.onChange(news);
     }, SETTLE_MS);
   }
 

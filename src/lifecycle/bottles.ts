@@ -132,16 +132,26 @@ async function everyBottle(
   return found.flat();
 }
 
+/** The backend running a bottle, and its resources; undefined when no backend knows the slug. */
+export async function bottleIfAny(
+  backends: readonly Backend[],
+  slug: string,
+): Promise<{ backend: Backend; resources: Resource[] } | undefined> {
+  for (const backend of backends) {
+    const resources = await backend.resources(slug);
+    if (resources.length > 0) return { backend, resources };
+  }
+  return undefined;
+}
+
 /** The backend running a bottle, and its resources; throws when no backend knows the slug. */
 export async function findBottle(
   backends: readonly Backend[],
   slug: string,
 ): Promise<{ backend: Backend; resources: Resource[] }> {
-  for (const backend of backends) {
-    const resources = await backend.resources(slug);
-    if (resources.length > 0) return { backend, resources };
-  }
-  throw new NoSuchBottleError(slug);
+  const found = await bottleIfAny(backends, slug);
+  if (!found) throw new NoSuchBottleError(slug);
+  return found;
 }
 
 export async function listBottles(

@@ -10,7 +10,7 @@ import type { LogEvent } from "../shared/init-config.js";
 import { mergeByTime, parseTimestamped, type LogLine } from "../shared/logs.js";
 import { visible } from "../shared/visible.js";
 import { stateRoot } from "../state/paths.js";
-import { findBottle, NoSuchBottleError } from "./bottles.js";
+import { bottleIfAny } from "./bottles.js";
 
 export type { LogLine };
 
@@ -72,10 +72,7 @@ export async function bottleLogs(
   slug: string,
   env: NodeJS.ProcessEnv,
 ): Promise<LogLine[] | undefined> {
-  const found = await findBottle(backends, slug).catch((err: unknown) => {
-    if (err instanceof NoSuchBottleError) return undefined;
-    throw err;
-  });
+  const found = await bottleIfAny(backends, slug);
   if (found) return found.backend.logs(found.resources);
   return capturedLogs(join(stateRoot(env), slug));
 }
