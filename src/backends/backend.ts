@@ -171,4 +171,11 @@ export interface Backend {
   ): Promise<BundleEvent>;
   /** Can this machine run this backend's bottles? One line per check. */
   checks(): Promise<Check[]>;
+  /**
+   * Calls `onChange` when the engine's view of this backend's bottles changes: one of their
+   * containers starts, dies, is removed, or its health check's verdict changes. Never for a
+   * command run in one. A burst of changes gives one call (within about 100 ms); after the
+   * engine went away and came back, one call too. No call comes after `close()`.
+   */
+  watch(onChange: () => void): { close(): void };
 }

@@ -6,6 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { open } from "node:fs/promises";
+import type { Socket } from "node:net";
 import { constants as osConstants } from "node:os";
 import { BotBottleError, EXIT } from "../errors.js";
 
@@ -247,6 +248,83 @@ export async function startDetached(
   } finally {
     await log.close();
   }
+}
+
+/** How a program started by `startStreaming` ended. */
+export interface StreamEnd {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of what it wrote on stderr (or why it could not start). */
+  stderr: string;
+}
+
+/** A long-running program whose output is read line by line, started by `startStreaming`. */
+export interface StreamingChild {
+  /** Its process id; undefined when it could not be started. */
+  readonly pid: number | undefined;
+  /** Settles (never rejects) once it has ended. */
+  readonly ended: Promise<StreamEnd>;
+  /** Ends it: SIGTERM, then SIGKILL after 2 s. */
+  stop(): void;
+}
+
+const STREAM_STDERR_KEPT = 4096;
+
+/**
+ * Starts a program that runs until stopped (`docker events`) and hands each line of its stdout
+ * to `onStdoutLine`. Its stderr is kept for `ended`, never written to this process's terminal;
+ * its stdin is /dev/null. It does not keep this process alive by itself, and this process
+ * kills it when it exits.
+ */
+export function startStreaming(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; onStdoutLine: (line: string) => void },
+): StreamingChild {
+  const child = spawn(command, args, {
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stdout.on("data", lineSplitter(options.onStdoutLine));
+  child.stderr.on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STREAM_STDERR_KEPT);
+  });
+  const killOnExit = () => child.kill("SIGKILL");
+  process.on("exit", killOnExit);
+  let killTimer: NodeJS.Timeout | undefined;
+  const ended = new Promise<StreamEnd>((resolve) => {
+    const end = (result: StreamEnd) => {
+      process.off("exit", killOnExit);
+      clearTimeout(killTimer);
+      resolve(result);
+    };
+    child.on("error", (err: NodeJS.ErrnoException) => {
+      // Only a program that never started ends here; a failed kill leaves it running.
+      if (child.pid === undefined)
+        end({
+          code: null,
+          signal: null,
+          stderr: err.code === "ENOENT" ? `${command} is not installed` : err.message,
+        });
+    });
+    child.on("close", (code, signal) => end({ code, signal, stderr }));
+  });
+  // Neither the process nor its pipes hold this process's event loop open.
+  child.unref();
+  for (const pipe of [child.stdout, child.stderr]) (pipe as unknown as Socket).unref();
+  return {
+    pid: child.pid,
+    ended,
+    stop() {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      child.kill("SIGTERM");
+      killTimer ??= setTimeout(() => child.kill("SIGKILL"), 2000);
+      killTimer.unref();
+    },
+  };
 }
 
 /**

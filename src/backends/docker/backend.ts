@@ -25,6 +25,7 @@ import { ensurePlanImages } from "./user-image.js";
 import { dockerChecks } from "./checks.js";
 import type { DockerCli } from "./cli.js";
 import { checkBridgeIsolation, isolationRefusal } from "./isolation.js";
+import { watchContainers, type ContainerWatch } from "./events.js";
 import { inspectHealth } from "./health.js";
 import { containerOf, dockerResources } from "./resources.js";
 import { waitForEvent } from "./wait.js";
@@ -60,6 +61,11 @@ export class DockerBackend implements Backend {
 
   checks(): Promise<Check[]> {
     return dockerChecks(this.docker);
+  }
+
+  /** Docker bottles' containers starting, dying, going or changing health (`docker events`). */
+  watch(onChange: () => void): ContainerWatch {
+    return watchContainers(this.docker, { backend: this.name, onChange });
   }
 
   async launch(plan: BottlePlan, options: LaunchOptions): Promise<DockerBottle> {

@@ -30,6 +30,7 @@ import { DockerBackend } from "../docker/backend.js";
 import { ensurePlanImages } from "../docker/user-image.js";
 import { bundleReady, launchFailure, publishedPort, startBundle } from "../docker/bundle.js";
 import type { DockerCli } from "../docker/cli.js";
+import { watchContainers, type ContainerWatch } from "../docker/events.js";
 import { createBottleNetworks } from "../docker/networks.js";
 import { machineFull, refuseWithoutMemory } from "../docker/capacity.js";
 import { containerOf, dockerResources } from "../docker/resources.js";
@@ -134,6 +135,15 @@ export class SmolBackend implements Backend {
 
   checks(): Promise<Check[]> {
     return smolvmChecks(this.env);
+  }
+
+  /**
+   * The bundles' containers, as Docker's are watched. smolvm has no event stream: a machine's
+   * own change is seen only through its bundle (a bottle's stop removes both); a machine that
+   * stops by itself while its bundle runs goes unseen until the next listing.
+   */
+  watch(onChange: () => void): ContainerWatch {
+    return watchContainers(this.docker, { backend: this.name, onChange });
   }
 
   async launch(plan: BottlePlan, options: LaunchOptions): Promise<SmolBottle> {
