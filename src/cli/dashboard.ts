@@ -1,6 +1,8 @@
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { allBackends } from "../backends/index.js";
 import type { CliContext } from "./context.js";
+import { loadFromOptions, type GlobalOptions } from "./manifest-options.js";
 
 /**
  * Variables that make ink believe it runs in CI, where it draws nothing until it exits. The
@@ -15,7 +17,8 @@ export function registerDashboard(program: Command, ctx: CliContext): void {
     .description(
       "every bottle, every pending request and the selected bottle's audit on one screen; approve, deny and answer from it",
     )
-    .action(async () => {
+    .option("--cwd <dir>", "the workspace folder of bottles started with n (default: this folder)")
+    .action(async (options: { cwd?: string }, command: Command) => {
       // What the lifecycle calls get is the operator's environment as it was.
       const env = { ...ctx.env };
       // ink reads them once, as it loads: before the import below, which loads it.
@@ -25,8 +28,11 @@ export function registerDashboard(program: Command, ctx: CliContext): void {
         env,
         backends: allBackends(env),
         color: !env["NO_COLOR"],
+        manifest: () => loadFromOptions(command.optsWithGlobals<GlobalOptions>(), ctx),
+        workspace: resolve(ctx.cwd, options.cwd ?? "."),
         stdin: (ctx.stdin ?? process.stdin) as NodeJS.ReadStream,
         stdout: ctx.stdout as NodeJS.WriteStream,
+        stderr: ctx.stderr as NodeJS.WriteStream,
       });
     });
 }

@@ -7,9 +7,7 @@ import { BACKEND_NAMES } from "../manifest/schema.js";
 import { RefusedError, UsageError } from "../errors.js";
 import { stopBottle } from "../lifecycle/bottles.js";
 import { attachSession, openSession } from "../lifecycle/session.js";
-import { forwardedLogin } from "../lifecycle/login.js";
-import { launch, prepare, refuseMissingHostParts } from "../lifecycle/start.js";
-import { liveBottles, refuseSharedExposures } from "../lifecycle/trust.js";
+import { launch, preflight, prepare } from "../lifecycle/start.js";
 import { describePlan, planNotes } from "../plan/summary.js";
 import { confirm, interactive } from "./confirm.js";
 import type { CliContext } from "./context.js";
@@ -69,11 +67,9 @@ export async function startBottle(
     else for (const line of describePlan(plan)) writeLine(ctx.stdout, line);
     return undefined;
   }
-  refuseMissingHostParts(manifest, plan, ctx.env);
-  await forwardedLogin(plan, ctx.env); // missing or expired: refused before anything exists
   const backends = allBackends(ctx.env);
   const backend = openBackend(plan.backend, ctx.env);
-  await refuseSharedExposures(plan, await liveBottles(backends));
+  await preflight(manifest, plan, ctx.env, backends);
   for (const line of describePlan(plan)) writeLine(ctx.stderr, line);
   for (const note of planNotes(plan)) writeLine(ctx.stderr, `note: ${note}`);
   if (interactive(ctx) && !options.yes && !(await confirm(ctx, "Start this bottle? [y/N] ")))

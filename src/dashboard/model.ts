@@ -27,6 +27,25 @@ export interface Prompt {
   text: string;
 }
 
+/**
+ * A window over the lower panels that takes every key while open: `n`'s agent picker, then the
+ * plan of the chosen agent (the preflight summary `start` prints), which only `y` starts.
+ */
+export type Modal =
+  | { kind: "agents"; agents: readonly string[]; at: number; workspace: string }
+  | { kind: "plan"; agent: string; slug: string; lines: readonly string[]; top: number };
+
+/** A start the dashboard runs: its progress lines, as `start` prints them, until it ends. */
+export interface StartView {
+  agent: string;
+  slug: string;
+  lines: string[];
+  /** How the current step is getting on (an image build's last line). */
+  detail?: string;
+  /** Set once it ended: "ready", or "failed" (its lines stay shown until escape or the next `n`). */
+  outcome?: "ready" | "failed";
+}
+
 export interface DashboardState {
   bottles: BottleRow[];
   /** Every running bottle's requests, pending first, each group newest first. */
@@ -47,6 +66,10 @@ export interface DashboardState {
   /** When the request selection last moved by itself (a new listing), in ms since the epoch. */
   movedAt?: number;
   prompt?: Prompt;
+  modal?: Modal;
+  start?: StartView;
+  /** A ctrl-c was pressed while a start is under way: the next one abandons it. */
+  abandonAsked?: boolean;
   /** The outcome of the last decision, or why a key did nothing. */
   status?: { text: string; error: boolean };
 }
@@ -56,7 +79,16 @@ export type Effect =
   | { kind: "deny"; id: string; reason?: string }
   | { kind: "answer"; id: string; text: string }
   | { kind: "stop"; slug: string }
-  | { kind: "quit" };
+  /** `n`: read the manifest's agents for the picker. */
+  | { kind: "agents" }
+  /** The picked agent's plan and preflight, for the plan modal. */
+  | { kind: "plan"; agent: string }
+  /** `y` on the plan: start the planned bottle. */
+  | { kind: "start"; slug: string }
+  /** `enter`: this terminal on the bottle's agent session. */
+  | { kind: "attach"; slug: string }
+  /** `q`, or ctrl-c; `abandon`: the bottle whose start is under way, to remove first. */
+  | { kind: "quit"; abandon?: string };
 
 /** What ink reports of a key press, the part the dashboard reads. */
 export interface Key {
@@ -203,6 +235,63 @@ function pressInPrompt(
   return { state: { ...state, prompt: { ...prompt, text: prompt.text + typed } } };
 }
 
+/** The start under way, if one is. */
+export function starting(state: DashboardState): StartView | undefined {
+  return state.start && !state.start.outcome ? state.start : undefined;
+}
+
+/** While a modal is open, keys move in it; it closes on its choice or escape. */
+function pressInModal(
+  state: DashboardState,
+  modal: Modal,
+  input: string,
+  key: Key,
+): { state: DashboardState; effect?: Effect } {
+  const closed = { ...state };
+  delete closed.modal;
+  delete closed.status;
+  const by = key.upArrow || input === "k" ? -1 : key.downArrow || input === "j" ? 1 : 0;
+  if (modal.kind === "agents") {
+    if (by !== 0) {
+      const at = Math.min(modal.agents.length - 1, Math.max(0, modal.at + by));
+      return { state: { ...state, modal: { ...modal, at } } };
+    }
+    if (key.return) {
+      const agent = modal.agents[modal.at];
+      if (agent === undefined) return { state: closed };
+      return { state: closed, effect: { kind: "plan", agent } };
+    }
+    if (key.escape || input === "q" || (key.ctrl && input === "c"))
+      return { state: { ...closed, status: { text: "nothing started", error: false } } };
+    return { state };
+  }
+  if (by !== 0) {
+    const top = Math.min(Math.max(0, modal.lines.length - 1), Math.max(0, modal.top + by));
+    return { state: { ...state, modal: { ...modal, top } } };
+  }
+  if (input === "y" && !key.ctrl && !key.meta)
+    return { state: closed, effect: { kind: "start", slug: modal.slug } };
+  return { state: { ...closed, status: { text: `${modal.slug} was not started`, error: false } } };
+}
+
+/** ctrl-c and `q`: quit, unless a start is under way (then a second ctrl-c abandons it). */
+function quit(state: DashboardState, input: string): { state: DashboardState; effect?: Effect } {
+  const start = starting(state);
+  if (!start) return { state, effect: { kind: "quit" } };
+  if (input === "c" && state.abandonAsked)
+    return { state, effect: { kind: "quit", abandon: start.slug } };
+  return {
+    state: {
+      ...state,
+      abandonAsked: input === "c",
+      status: {
+        text: `${start.slug} is starting: wait for it, or press ctrl-c ${input === "c" ? "again" : "twice"} to abandon it (it is removed)`,
+        error: true,
+      },
+    },
+  };
+}
+
 /** One key press: the next state, and the effect it asks for. */
 export function press(
   state: DashboardState,
@@ -210,9 +299,12 @@ export function press(
   key: Key,
   now = Date.now(),
 ): { state: DashboardState; effect?: Effect } {
+  if (key.ctrl && input === "c" && !state.modal) return quit(state, "c");
   if (state.prompt) return pressInPrompt(state, state.prompt, input, key);
+  if (state.modal) return pressInModal(state, state.modal, input, key);
   const quiet = { ...state };
   delete quiet.status;
+  delete quiet.abandonAsked;
   // A decision ends the operator's pick: afterwards the first pending request is selected again.
   const acted = { ...quiet, pinned: false };
   if (key.tab) {
@@ -222,9 +314,28 @@ export function press(
   }
   if (key.upArrow || input === "k") return { state: moveSelection(quiet, -1) };
   if (key.downArrow || input === "j") return { state: moveSelection(quiet, 1) };
+  if (key.return) {
+    const b = selectedBottle(state);
+    if (!b) return say(state, "no bottle is selected");
+    if (b.summary.state !== "running") return say(state, `${b.summary.slug} is not running`);
+    return { state: quiet, effect: { kind: "attach", slug: b.summary.slug } };
+  }
+  if (key.escape) {
+    if (state.start?.outcome) {
+      const hidden = { ...quiet };
+      delete hidden.start;
+      return { state: hidden };
+    }
+    return { state: quiet };
+  }
   switch (input) {
     case "q":
-      return { state, effect: { kind: "quit" } };
+      return quit(state, "q");
+    case "n": {
+      const start = starting(state);
+      if (start) return say(state, `one start at a time: ${start.slug} is starting`);
+      return { state: quiet, effect: { kind: "agents" } };
+    }
     case "l":
       return { state: { ...quiet, view: state.view === "audit" ? "logs" : "audit" } };
     case "s": {

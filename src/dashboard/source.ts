@@ -1,9 +1,10 @@
 /**
  * What the dashboard shows, read through the same lifecycle and state calls as `ls`, `requests`
  * and `logs --audit`, and when to read it again: a change in a bottle's audit folder (each
- * sidecar appends there; supervise's requests and decisions are its lines), a bottle's state dir
- * appearing or going, or — for what only the engine knows, a bottle stopped from elsewhere, a
- * health check's verdict — one listing every few seconds (one engine call, not one per bottle).
+ * sidecar appends there; supervise's requests and decisions are its lines) or a bottle's state
+ * dir appearing or going; for what only the engine knows (a bottle stopped from elsewhere, a
+ * health check's verdict), the engine's own events (Backend.watch), which a listing follows —
+ * one engine call for every bottle, never one per bottle, and none while nothing changes.
  */
 import { watch, type FSWatcher } from "node:fs";
 import { open } from "node:fs/promises";
@@ -24,8 +25,13 @@ import type { BottleRow } from "./model.js";
 const EGRESS_TAIL_BYTES = 256 * 1024;
 /** The audit lines kept for the selected bottle: more than any terminal shows. */
 const AUDIT_LINES = 500;
-/** How often the engine is listed, for what no file tells. */
-export const LISTING_INTERVAL_MS = 5_000;
+/**
+ * How often the files are read again with no change seen: the last minute's egress counts age,
+ * and an uptime grows.
+ */
+export const FILES_INTERVAL_MS = 5_000;
+/** How often the engine is listed with no event from it: a net under its event stream only. */
+export const LISTING_INTERVAL_MS = 60_000;
 /** Changes within this long of each other are read once. */
 const SETTLE_MS = 100;
 

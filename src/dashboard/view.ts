@@ -19,8 +19,10 @@ import {
   selectedRequest,
   type BottleRow,
   type DashboardState,
+  type Modal,
   type Panel,
   type Prompt,
+  type StartView,
 } from "./model.js";
 
 export interface ViewOptions {
@@ -32,7 +34,13 @@ export interface ViewOptions {
 
 /** The keys, as the bottom line lists them. */
 export const KEYS =
-  "tab panel ↑↓ select  a approve  A for…  d deny  r answer  l logs  s stop  q quit";
+  "tab ↑↓  a/A approve  d deny  r answer  n new  ⏎ attach  l logs  s stop  q quit";
+
+/** The keys while a modal is open. */
+const MODAL_KEYS = {
+  agents: "↑↓ choose  ⏎ show its plan  escape cancels",
+  plan: "y starts it  ↑↓ scroll  any other key cancels",
+} as const;
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 
@@ -57,6 +65,24 @@ function columns(text: string, width: number, max: number): string[] {
   }
   if (line !== "" || lines.length === 0) lines.push(line);
   return lines.slice(0, max);
+}
+
+/**
+ * `text` in lines of at most `width` columns, broken after a space where a line has one past its
+ * first `keep` characters (a word longer than a line is broken where it must be).
+ */
+function wrap(text: string, width: number, keep = 0): string[] {
+  const lines: string[] = [];
+  let rest = text;
+  while (stringWidth(rest) > width && width > 0) {
+    const head = columns(rest, width, 1)[0] ?? "";
+    const space = head.lastIndexOf(" ");
+    const cut = space > keep ? space + 1 : head.length;
+    lines.push(head.slice(0, cut).trimEnd());
+    rest = rest.slice(cut);
+  }
+  lines.push(rest);
+  return lines;
 }
 
 /** `text` cut to `width` columns, ending in … when cut: a line never wraps onto the next. */
@@ -196,6 +222,76 @@ function around<T>(
   return { from, items: items.slice(from, from + rows) };
 }
 
+/** The modal's title and lines, `rows` of them, cut to `width`. */
+function modalLines(
+  modal: Modal,
+  rows: number,
+  options: { width: number; color: boolean },
+): { title: string; lines: ReactElement[] } {
+  if (modal.kind === "agents") {
+    const shown = around(modal.agents, modal.at, rows - 1);
+    return {
+      title: "Start a bottle: which agent?",
+      lines: [
+        h(Line, { key: "w", text: `workspace ${modal.workspace}`, ...options }),
+        ...shown.items.map((agent, i) =>
+          h(Line, {
+            key: `g${i}`,
+            text: agent,
+            selected: shown.from + i === modal.at,
+            ...options,
+          }),
+        ),
+      ],
+    };
+  }
+  // Wrapped, not cut: every word of the plan is the operator's to read before `y`.
+  const wrapped = modal.lines.flatMap((line) => {
+    // A continuation lines up under the value, after the label ("  workspace   …").
+    const found = (/^ *\S+ {2,}/.exec(line) ?? /^ */.exec(line))?.[0].length ?? 0;
+    const label = Math.min(found, Math.floor(options.width / 2));
+    const [first = ""] = wrap(line, options.width - 2, label);
+    const rest = line.slice(first.length).trimStart();
+    if (rest === "") return [first];
+    return [first, ...wrap(rest, options.width - 2 - label).map((w) => " ".repeat(label) + w)];
+  });
+  const top = Math.max(0, Math.min(modal.top, wrapped.length - rows));
+  const more = top + rows < wrapped.length;
+  const shown = wrapped.slice(top, top + rows);
+  if (more) shown[shown.length - 1] = `… ${wrapped.length - top - rows + 1} more lines (↓)`;
+  return {
+    title: `The plan of ${modal.slug} (agent ${modal.agent})`,
+    lines: shown.map((text, i) => h(Line, { key: `p${i}`, text, ...options })),
+  };
+}
+
+/** A start's progress, its last `rows` lines, the current step's detail last. */
+function startLines(
+  start: StartView,
+  rows: number,
+  options: { width: number; color: boolean },
+): ReactElement[] {
+  const all = start.detail ? [...start.lines, `      ${start.detail}`] : start.lines;
+  return all.slice(-rows).map((text, i) =>
+    h(Line, {
+      key: `s${i}`,
+      text,
+      refusal: start.outcome === "failed" && i === Math.min(rows, all.length) - 1,
+      ...options,
+    }),
+  );
+}
+
+function startTitle(start: StartView): string {
+  const how =
+    start.outcome === "failed"
+      ? "failed (escape hides this)"
+      : start.outcome === "ready"
+        ? "ready"
+        : "under way";
+  return `Start of ${start.slug} (agent ${start.agent}): ${how}`;
+}
+
 export function Dashboard(props: { state: DashboardState } & ViewOptions): ReactElement {
   const { state, width, height, color, now } = props;
   const bottle = selectedBottle(state);
@@ -229,8 +325,9 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
       ...detail.map((text, i) => h(Line, { key: `d${i}`, text: `  ${text}`, width, color })),
     );
 
-  const lowerLines =
-    state.view === "logs"
+  const lowerLines = state.start
+    ? startLines(state.start, auditRows, { width, color })
+    : state.view === "logs"
       ? state.logs
           .slice(-auditRows)
           .map((l, i) => h(Line, { key: `l${i}`, text: renderLine(l), width, color }))
@@ -245,6 +342,44 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
         );
 
   const bottom = state.prompt ? promptLine(state.prompt) : (state.status?.text ?? " ");
+  // A modal takes the place of the requests and the audit; the bottles stay in sight.
+  const modal = state.modal
+    ? modalLines(state.modal, height - 5 - bottleRows, { width, color })
+    : undefined;
+  const lower = modal
+    ? [
+        h(PanelBox, {
+          key: "modal",
+          title: modal.title,
+          focused: true,
+          lines: modal.lines,
+          rows: height - 5 - bottleRows,
+          width,
+          empty: "the manifest declares no agents",
+        }),
+      ]
+    : [
+        h(PanelBox, {
+          key: "requests",
+          title: "Requests",
+          focused: focused("requests"),
+          lines: requestLines,
+          rows: requestRows + detail.length,
+          width,
+          empty: "no requests",
+        }),
+        h(PanelBox, {
+          key: "lower",
+          title: state.start
+            ? startTitle(state.start)
+            : `${state.view === "logs" ? "Logs" : "Audit"}${bottle ? ` of ${bottle.summary.slug}` : ""}  (l: ${state.view === "logs" ? "audit" : "logs"})`,
+          focused: focused("audit"),
+          lines: lowerLines,
+          rows: auditRows,
+          width,
+          empty: bottle ? "nothing yet" : "no bottle selected",
+        }),
+      ];
   return h(
     Box,
     { flexDirection: "column", width, height },
@@ -262,24 +397,9 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
       lines: bottleLines,
       rows: bottleRows,
       width,
-      empty: "no bottles (start one with `bot-bottle start AGENT`)",
+      empty: "no bottles (n starts one)",
     }),
-    h(PanelBox, {
-      title: "Requests",
-      focused: focused("requests"),
-      lines: requestLines,
-      rows: requestRows + detail.length,
-      width,
-      empty: "no requests",
-    }),
-    h(PanelBox, {
-      title: `${state.view === "logs" ? "Logs" : "Audit"}${bottle ? ` of ${bottle.summary.slug}` : ""}  (l: ${state.view === "logs" ? "audit" : "logs"})`,
-      focused: focused("audit"),
-      lines: lowerLines,
-      rows: auditRows,
-      width,
-      empty: bottle ? "nothing yet" : "no bottle selected",
-    }),
+    ...lower,
     h(
       Text,
       {
@@ -288,6 +408,10 @@ export function Dashboard(props: { state: DashboardState } & ViewOptions): React
       },
       fit(bottom, width),
     ),
-    h(Text, { wrap: "truncate-end", dimColor: color }, fit(KEYS, width)),
+    h(
+      Text,
+      { wrap: "truncate-end", dimColor: color },
+      fit(state.modal ? MODAL_KEYS[state.modal.kind] : KEYS, width),
+    ),
   );
 }

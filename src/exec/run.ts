@@ -180,25 +180,41 @@ export function run(
  * Runs a program on this terminal (stdin, stdout and stderr inherited), for interactive sessions
  * and `exec`. Resolves to its exit status (128 + signal number when a signal ended it).
  */
-export function runAttached(
+export async function runAttached(
   command: string,
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      env: options.env ?? process.env,
-      cwd: options.cwd,
-      stdio: "inherit",
+  const terminal = await ownTerminal();
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn(command, args, {
+        env: options.env ?? process.env,
+        cwd: options.cwd,
+        stdio: [terminal?.fd ?? "inherit", "inherit", "inherit"],
+      });
+      child.on("error", (err: NodeJS.ErrnoException) =>
+        reject(err.code === "ENOENT" ? new CommandNotFoundError(command) : err),
+      );
+      child.on("close", (code, signal) => {
+        if (code !== null) resolve(code);
+        else resolve(128 + (signal ? (osConstants.signals[signal] ?? 1) : 1));
+      });
     });
-    child.on("error", (err: NodeJS.ErrnoException) =>
-      reject(err.code === "ENOENT" ? new CommandNotFoundError(command) : err),
-    );
-    child.on("close", (code, signal) => {
-      if (code !== null) resolve(code);
-      else resolve(128 + (signal ? (osConstants.signals[signal] ?? 1) : 1));
-    });
-  });
+  } finally {
+    await terminal?.close();
+  }
+}
+
+/**
+ * The terminal opened anew for a child, when standard input is one: the child then holds a file
+ * of its own on it. Handed this process's standard input instead, it shares its flags, and a
+ * program that leaves it blocking when it exits (docker does) leaves this process's own terminal
+ * reads blocking: a dashboard that attached a session would then hang in its next read.
+ */
+async function ownTerminal() {
+  if (!process.stdin.isTTY) return undefined;
+  return open("/dev/tty", "r+").catch(() => undefined);
 }
 
 /** A program started by `startDetached`. */

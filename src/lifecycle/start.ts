@@ -28,7 +28,7 @@ import { addressPoolOf } from "../backends/address-pool.js";
 import { newId, planBottle } from "../plan/plan.js";
 import { loadProvider } from "../providers/templates.js";
 import { createState, updateMetadata, type BottleMetadata } from "../state/bottle-state.js";
-import { refuseOwnExposures } from "./trust.js";
+import { liveBottles, refuseOwnExposures, refuseSharedExposures } from "./trust.js";
 import { removeDeployKeys } from "./deploy-keys.js";
 import { startNotifyWatcher } from "./notify.js";
 import { forwardedLogin, NotReadyError } from "./login.js";
@@ -109,6 +109,22 @@ export function refuseMissingHostParts(
     `this bottle cannot start yet:\n${missing.map((m) => `  ${m}`).join("\n")}`,
     "set the variables in this shell and create the files, then start again",
   );
+}
+
+/**
+ * What a start checks once the plan is shown to be wanted, before anything exists: the host's
+ * variables and files, the forwarded login (missing or expired), and no exposure shared with a
+ * running bottle. `start` and the dashboard's `n` both run it.
+ */
+export async function preflight(
+  manifest: Manifest,
+  plan: BottlePlan,
+  env: NodeJS.ProcessEnv,
+  backends: readonly Backend[],
+): Promise<void> {
+  refuseMissingHostParts(manifest, plan, env);
+  await forwardedLogin(plan, env);
+  await refuseSharedExposures(plan, await liveBottles(backends));
 }
 
 /** The metadata a new bottle starts with (status "starting"). */

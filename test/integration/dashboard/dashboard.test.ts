@@ -3,8 +3,10 @@
  * real bottle. It shows the bottle and its health; a request the agent makes from inside appears
  * within 2 s, its hostile text escaped and the frame undisturbed; `a` approves it and the agent's
  * next request through egress goes out; `d` and a typed reason deny the next one, which stays
- * refused; `l` shows its logs; `s` stops the bottle only once `y` confirms it. The fake model API container stands in
- * for the asked-for hosts.
+ * refused; `l` shows its logs; `n` shows an agent's plan and starts it only on `y`, its progress
+ * inside the frame; ⏎ attaches to the agent's session (a tmux window inside tmux; outside, the
+ * dashboard steps aside and comes back); `s` stops a bottle only once `y` confirms it. The fake
+ * model API container stands in for the asked-for hosts.
  */
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
@@ -25,28 +27,41 @@ const HEIGHT = 30;
 
 const t = new TestBottles();
 const agent = t.agent("dash");
+/** The agent `n` starts from the dashboard. */
+const second = t.agent("dash2");
 const socket = `bbdash-${t.id}`;
+/** The dashboard's window (⏎ opens others beside it in the same session). */
+const DASH = "main:dash";
 const tmux = (...args: string[]) => run("tmux", ["-L", socket, ...args]);
 
 /** The pane as it is on screen now, one string per row. */
-async function screen(): Promise<string[]> {
-  return (await tmux("capture-pane", "-p", "-t", "main")).stdout.replace(/\n$/, "").split("\n");
+async function screen(target = DASH): Promise<string[]> {
+  return (await tmux("capture-pane", "-p", "-t", target)).stdout.replace(/\n$/, "").split("\n");
 }
 
 /** Waits until the screen shows what `want` matches; fails with the screen's text. */
-async function waitFor(want: RegExp, what: string, ms = 30_000): Promise<string> {
+async function waitFor(want: RegExp, what: string, ms = 30_000, target = DASH): Promise<string> {
   const deadline = Date.now() + ms;
   let text = "";
   while (Date.now() < deadline) {
-    text = (await screen().catch(() => [text])).join("\n");
+    text = (await screen(target).catch(() => [text])).join("\n");
     if (want.test(text)) return text;
     await sleep(100);
   }
   throw new Error(`${what} did not appear within ${ms / 1000} s; the screen shows:\n${text}`);
 }
 
+/** What the dashboard's tmux sessions pass to it of the test's environment. */
+const passed = () =>
+  ["XDG_STATE_HOME", "BOT_BOTTLE_MANIFEST", "PATH"].flatMap((k) => [
+    "-e",
+    `${k}=${t.env[k] ?? ""}`,
+  ]);
+
 describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15 * 60_000 }, () => {
   let slug = "";
+  /** The bottle `n` starts. */
+  let started = "";
 
   const curl = (host: string) => curlFrom(t, slug, host);
 
@@ -59,7 +74,10 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     await writeFile(
       t.manifest,
       JSON.stringify({
-        agents: { [agent]: { template: "shell", bottle: "asks" } },
+        agents: {
+          [agent]: { template: "shell", bottle: "asks" },
+          [second]: { template: "shell", bottle: "asks" },
+        },
         bottles: {
           asks: {
             egress: {
@@ -75,22 +93,20 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     );
     slug = await t.start(agent);
     await installMcpClient(t, slug);
-    const env = ["XDG_STATE_HOME", "BOT_BOTTLE_MANIFEST", "PATH"].flatMap((k) => [
-      "-e",
-      `${k}=${t.env[k] ?? ""}`,
-    ]);
     await tmux(
       "new-session",
       "-d",
       "-s",
       "main",
+      "-n",
+      "dash",
       "-x",
       String(WIDTH),
       "-y",
       String(HEIGHT),
       "-c",
       t.workspace,
-      ...env,
+      ...passed(),
       `'${process.execPath}' '${CLI}' dashboard; echo "EXITED $?"; sleep 3600`,
     );
   });
@@ -140,12 +156,12 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     const rows = await screen();
     assert.equal(rows.length, HEIGHT);
     assert.match(rows[0] ?? "", /^bot-bottle dashboard — 1 bottle, 1 pending request/);
-    assert.match(rows.at(-1) ?? "", /^tab panel .* q quit/);
+    assert.match(rows.at(-1) ?? "", /^tab ↑↓ .* q quit/);
     assert.ok(!rows.join("\n").includes("\u202e"));
 
     // A selection that just moved by itself is not decided on for a moment (SELECTION_SETTLE_MS).
     await sleep(SELECTION_SETTLE_MS);
-    await tmux("send-keys", "-t", "main", "a");
+    await tmux("send-keys", "-t", DASH, "a");
     await waitFor(new RegExp(`approved ${id} of ${slug}`), "the approval's status line");
     let now = await curl(ALLOWED_HOST);
     const clock = Date.now();
@@ -169,53 +185,179 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     const id = requestIdOf(asked);
     await waitFor(new RegExp(`› ${id} `), "the second request's row", 10_000);
     await sleep(SELECTION_SETTLE_MS);
-    await tmux("send-keys", "-t", "main", "d");
+    await tmux("send-keys", "-t", DASH, "d");
     await waitFor(/deny, reason \(optional\)/, "the reason prompt");
-    await tmux("send-keys", "-t", "main", "-l", "not for this task");
-    await tmux("send-keys", "-t", "main", "Enter");
+    await tmux("send-keys", "-t", DASH, "-l", "not for this task");
+    await tmux("send-keys", "-t", DASH, "Enter");
     await waitFor(new RegExp(`denied ${id} of ${slug}`), "the denial's status line");
     assert.equal(await callTool(t, slug, "request_status", { id }), "denied: not for this task");
     assert.deepEqual(await curl(DENIED_HOST), { status: "403", tag: "not-in-routes" });
   });
 
   test("`l` shows the bottle's logs (supervise's last decision among them), `l` again its audit", async () => {
-    await tmux("send-keys", "-t", "main", "l");
+    await tmux("send-keys", "-t", DASH, "l");
     await waitFor(new RegExp(`Logs of ${slug}`), "the logs panel");
     await waitFor(
       /supervise\s+decided\s+request r-[a-z0-9]{10} denied by operator/,
       "supervise's denial in the logs",
       15_000,
     );
-    await tmux("send-keys", "-t", "main", "l");
+    await tmux("send-keys", "-t", DASH, "l");
     await waitFor(new RegExp(`Audit of ${slug}`), "the audit panel again");
   });
 
-  test("`s` asks first: `n` keeps the bottle, `y` stops it, and `ls` no longer lists it", async () => {
-    await tmux("send-keys", "-t", "main", "s");
-    await waitFor(new RegExp(`stop ${slug}\\? y stops it`), "the stop's question");
-    await tmux("send-keys", "-t", "main", "n");
-    await waitFor(new RegExp(`${slug} keeps running`), "the kept bottle's status line");
-    const still = await t.cli(["ls", "--json"]);
-    assert.ok((JSON.parse(still.stdout) as { slug: string }[]).some((b) => b.slug === slug));
+  test("`n` picks an agent and shows its plan; a key other than `y` starts nothing", async () => {
+    await tmux("send-keys", "-t", DASH, "n");
+    const picker = await waitFor(/Start a bottle: which agent\?/, "the agent picker");
+    assert.match(
+      picker,
+      new RegExp(`workspace ${t.workspace.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`),
+    );
+    assert.match(picker, new RegExp(`› ${agent}\\s*$`, "m"));
+    await tmux("send-keys", "-t", DASH, "Down");
+    await waitFor(new RegExp(`› ${second}`), "the second agent selected");
+    await tmux("send-keys", "-t", DASH, "Enter");
+    const plan = await waitFor(/The plan of (\S+) \(agent /, "the plan", 60_000);
+    const planned = /The plan of (\S+) \(agent /.exec(plan)?.[1] ?? "";
+    assert.match(planned, new RegExp(`^${second}-[a-z0-9]+$`));
+    // The same summary `start` prints: the bottle line and the workspace.
+    assert.match(plan, new RegExp(`bottle ${planned}\\s+\\(agent ${second}, template shell`));
+    assert.match(plan, /workspace\s/);
+    assert.match(plan, /y starts it {2}↑↓ scroll {2}any other key cancels/);
+    await tmux("send-keys", "-t", DASH, "Enter");
+    await waitFor(new RegExp(`${planned} was not started`), "the cancel's status line");
+    const listed = JSON.parse((await t.cli(["ls", "--json"])).stdout) as { slug: string }[];
+    assert.deepEqual(
+      listed.map((b) => b.slug),
+      [slug],
+    );
+  });
 
-    await tmux("send-keys", "-t", "main", "s");
-    await waitFor(new RegExp(`stop ${slug}\\? y stops it`), "the stop's question");
-    await tmux("send-keys", "-t", "main", "y");
+  test("`n`, then `y` on the plan, starts the bottle inside the frame; `ls` lists it", async () => {
+    await tmux("send-keys", "-t", DASH, "n");
+    await waitFor(/Start a bottle: which agent\?/, "the agent picker");
+    await tmux("send-keys", "-t", DASH, "Down");
+    await waitFor(new RegExp(`› ${second}`), "the second agent selected");
+    await tmux("send-keys", "-t", DASH, "Enter");
+    const plan = await waitFor(/The plan of (\S+) \(agent /, "the plan", 60_000);
+    started = /The plan of (\S+) \(agent /.exec(plan)?.[1] ?? "";
+    await tmux("send-keys", "-t", DASH, "y");
+    await waitFor(/^tab ↑↓ /m, "the plan's modal closed", 10_000);
+    // Until it is ready, every frame keeps its size, its title first and its keys last: the
+    // start's output goes into the panel, never over the frame.
+    const deadline = Date.now() + 180_000;
+    let frames = 0;
+    let progress = false;
+    for (;;) {
+      const rows = await screen();
+      const text = rows.join("\n");
+      assert.equal(rows.length, HEIGHT, text);
+      assert.match(rows[0] ?? "", /^bot-bottle dashboard — /, text);
+      assert.match(rows.at(-1) ?? "", /^tab ↑↓ .* q quit/, text);
+      progress ||= new RegExp(`Start of ${started} \\(agent ${second}\\): under way`).test(text);
+      frames++;
+      if (new RegExp(`started ${started}: ⏎ attaches`).test(text)) break;
+      assert.doesNotMatch(text, /failed \(escape hides this\)/, text);
+      assert.ok(Date.now() < deadline, `the start did not end in 180 s:\n${text}`);
+      await sleep(100);
+    }
+    assert.ok(progress, "the start's progress was on screen");
+    console.log(`# ${frames} frames checked during the start`);
+    const text = await waitFor(new RegExp(`› ${started} `), "the new bottle's row, selected");
+    assert.match(text, /bot-bottle dashboard — 2 bottles/);
+    const listed = JSON.parse((await t.cli(["ls", "--json"])).stdout) as { slug: string }[];
+    assert.ok(
+      listed.some((b) => b.slug === started),
+      JSON.stringify(listed),
+    );
+  });
+
+  test("inside tmux, ⏎ opens the agent's session in a new window; ctrl-b d closes it", async () => {
+    await tmux("send-keys", "-t", DASH, "Enter");
+    await waitFor(new RegExp(`in the tmux window "${started}"`), "the attach's status line");
+    const windows = await tmux("list-windows", "-t", "main", "-F", "#{window_name}");
+    assert.ok(windows.stdout.split("\n").includes(started), windows.stdout);
+    // The bottle's own tmux: its status line names the bottle and how to detach.
+    const session = await waitFor(
+      /detach: Ctrl-b d/,
+      "the agent's session",
+      30_000,
+      `main:${started}`,
+    );
+    assert.match(session, new RegExp(`\\[${started}\\]`));
+    await tmux("send-keys", "-t", `main:${started}`, "C-b", "d");
+    const deadline = Date.now() + 15_000;
+    let names = windows.stdout;
+    while (names.split("\n").includes(started) && Date.now() < deadline) {
+      await sleep(200);
+      names = (await tmux("list-windows", "-t", "main", "-F", "#{window_name}")).stdout;
+    }
+    assert.ok(!names.split("\n").includes(started), names);
+  });
+
+  test("outside tmux, ⏎ suspends the dashboard for the session and draws it again after the detach", async () => {
+    await tmux(
+      "new-session",
+      "-d",
+      "-s",
+      "plain",
+      "-x",
+      String(WIDTH),
+      "-y",
+      String(HEIGHT),
+      "-c",
+      t.workspace,
+      ...passed(),
+      `env -u TMUX '${process.execPath}' '${CLI}' dashboard; echo "EXITED $?"; sleep 3600`,
+    );
+    await waitFor(new RegExp(`› ${slug} `), "the dashboard", 30_000, "plain");
+    await tmux("send-keys", "-t", "plain", "Down");
+    await waitFor(new RegExp(`› ${started} `), "the new bottle selected", 10_000, "plain");
+    await tmux("send-keys", "-t", "plain", "Enter");
+    const session = await waitFor(/detach: Ctrl-b d/, "the agent's session", 30_000, "plain");
+    assert.doesNotMatch(session, /bot-bottle dashboard — /);
+    await tmux("send-keys", "-t", "plain", "C-b", "d");
+    const back = await waitFor(
+      new RegExp(`detached from ${started}: it keeps running`),
+      "the dashboard again",
+      30_000,
+      "plain",
+    );
+    const rows = back.split("\n");
+    assert.equal(rows.length, HEIGHT);
+    assert.match(rows[0] ?? "", /^bot-bottle dashboard — 2 bottles/);
+    // Keys work again: q quits.
+    await tmux("send-keys", "-t", "plain", "q");
+    await waitFor(/EXITED 0/, "the dashboard's exit", 10_000, "plain");
+  });
+
+  test("`s` asks first: `n` keeps the bottle, `y` stops it, and `ls` no longer lists it", async () => {
+    await tmux("send-keys", "-t", DASH, "s");
+    await waitFor(new RegExp(`stop ${started}\\? y stops it`), "the stop's question");
+    await tmux("send-keys", "-t", DASH, "n");
+    await waitFor(new RegExp(`${started} keeps running`), "the kept bottle's status line");
+    const still = await t.cli(["ls", "--json"]);
+    assert.ok((JSON.parse(still.stdout) as { slug: string }[]).some((b) => b.slug === started));
+
+    await tmux("send-keys", "-t", DASH, "s");
+    await waitFor(new RegExp(`stop ${started}\\? y stops it`), "the stop's question");
+    await tmux("send-keys", "-t", DASH, "y");
+    await waitFor(/^tab ↑↓ /m, "the plan's modal closed", 10_000);
     await waitFor(
-      new RegExp(`stopped ${slug}: its logs are kept`),
+      new RegExp(`stopped ${started}: its logs are kept`),
       "the stop's status line",
       60_000,
     );
-    await waitFor(/no bottles \(start one with/, "the empty bottles panel", 10_000);
+    await waitFor(/bot-bottle dashboard — 1 bottle,/, "one bottle left", 10_000);
     const listed = await t.cli(["ls", "--json"]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.ok(
-      !(JSON.parse(listed.stdout || "[]") as { slug: string }[]).some((b) => b.slug === slug),
+      !(JSON.parse(listed.stdout || "[]") as { slug: string }[]).some((b) => b.slug === started),
     );
   });
 
   test("q quits with status 0", async () => {
-    await tmux("send-keys", "-t", "main", "q");
+    await tmux("send-keys", "-t", DASH, "q");
     await waitFor(/EXITED 0/, "the dashboard's exit");
   });
 });

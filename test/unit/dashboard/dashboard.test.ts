@@ -279,6 +279,95 @@ describe("the dashboard's state and keys", () => {
   });
 });
 
+describe("starting and attaching from the dashboard", () => {
+  const picker: DashboardState = {
+    ...two,
+    modal: { kind: "agents", agents: ["coder", "reviewer"], at: 0, workspace: "/work" },
+  };
+  const plan: DashboardState = {
+    ...two,
+    modal: {
+      kind: "plan",
+      agent: "reviewer",
+      slug: "reviewer-cccccc",
+      lines: ["bottle reviewer-cccccc  (agent reviewer, …)", "  workspace   /work -> /workspace"],
+      top: 0,
+    },
+  };
+  const underWay: DashboardState = {
+    ...two,
+    start: { agent: "reviewer", slug: "reviewer-cccccc", lines: ["- building images"] },
+  };
+
+  test("n asks for the manifest's agents; in the picker ↓ and enter ask for that agent's plan", () => {
+    assert.deepEqual(keys(two, ["n"]).effects, [{ kind: "agents" }]);
+    const { state, effects } = keys(picker, ["", { downArrow: true }], ["", { return: true }]);
+    assert.deepEqual(effects, [{ kind: "plan", agent: "reviewer" }]);
+    assert.equal(state.modal, undefined);
+  });
+
+  test("the picker takes every key: a, d, s and q decide or stop nothing; escape closes it", () => {
+    for (const k of ["a", "d", "s", "r", "A", "q"])
+      assert.deepEqual(keys(picker, [k]).effects, [], k);
+    const closed = keys(picker, ["", { escape: true }]);
+    assert.equal(closed.state.modal, undefined);
+    assert.deepEqual(closed.effects, []);
+  });
+
+  test("the plan starts only on y: any other key, enter included, closes it with nothing started", () => {
+    assert.deepEqual(keys(plan, ["y"]).effects, [{ kind: "start", slug: "reviewer-cccccc" }]);
+    for (const [input, key] of [
+      ["", { return: true }],
+      ["n"],
+      ["a"],
+      [" "],
+      ["Y", { shift: true }],
+    ] as [string, Key?][]) {
+      const { state, effects } = keys(plan, [input, key]);
+      assert.deepEqual(effects, [], input);
+      assert.equal(state.modal, undefined);
+      assert.equal(state.status?.text, "reviewer-cccccc was not started");
+    }
+    // ↑↓ scroll the plan and keep it open.
+    const scrolled = keys(plan, ["", { downArrow: true }]);
+    assert.equal(scrolled.state.modal?.kind === "plan" && scrolled.state.modal.top, 1);
+    assert.deepEqual(scrolled.effects, []);
+  });
+
+  test("one start at a time; while it runs q does not quit, and ctrl-c abandons it only when pressed twice", () => {
+    assert.deepEqual(keys(underWay, ["n"]).effects, []);
+    assert.match(keys(underWay, ["n"]).state.status?.text ?? "", /one start at a time/);
+    assert.deepEqual(keys(underWay, ["q"]).effects, []);
+    const once = keys(underWay, ["c", { ctrl: true }]);
+    assert.deepEqual(once.effects, []);
+    assert.match(once.state.status?.text ?? "", /ctrl-c again to abandon it/);
+    assert.deepEqual(keys(underWay, ["c", { ctrl: true }], ["c", { ctrl: true }]).effects, [
+      { kind: "quit", abandon: "reviewer-cccccc" },
+    ]);
+    // Another key between the two starts over.
+    assert.deepEqual(
+      keys(underWay, ["c", { ctrl: true }], ["j"], ["c", { ctrl: true }]).effects,
+      [],
+    );
+    // With no start under way, q and ctrl-c quit at once.
+    assert.deepEqual(keys(two, ["c", { ctrl: true }]).effects, [{ kind: "quit" }]);
+    const ended = { ...underWay, start: { ...underWay.start!, outcome: "failed" as const } };
+    assert.deepEqual(keys(ended, ["q"]).effects, [{ kind: "quit" }]);
+    assert.equal(keys(ended, ["", { escape: true }]).state.start, undefined);
+  });
+
+  test("enter attaches to the selected bottle, from any panel; not to one that is not running", () => {
+    for (const focus of ["bottles", "requests", "audit"] as const)
+      assert.deepEqual(keys({ ...two, focus }, ["", { return: true }]).effects, [
+        { kind: "attach", slug: "coder-aaaaaa" },
+      ]);
+    const exited = listed(initialState, [bottle("coder-dddddd", { state: "broken" })], []);
+    const { effects, state } = keys(exited, ["", { return: true }]);
+    assert.deepEqual(effects, []);
+    assert.equal(state.status?.text, "coder-dddddd is not running");
+  });
+});
+
 describe("the dashboard's frame", () => {
   test("at 80×24: the bottles, the requests, the selected bottle's audit and the keys", () => {
     const audit: AuditEntry[] = [
@@ -406,8 +495,74 @@ describe("the dashboard's frame", () => {
     assert.ok(lines.some((l) => l.includes("↳ r-wide000000")));
   });
 
+  test("n's picker and plan take the place of the requests and the audit; the plan wraps, never cuts", () => {
+    const picker = frame({
+      ...two,
+      modal: { kind: "agents", agents: ["coder", "reviewer"], at: 1, workspace: "/work/app" },
+    });
+    assert.match(picker, /Start a bottle: which agent\?/);
+    assert.match(picker, /workspace \/work\/app/);
+    assert.match(picker, /› reviewer/);
+    assert.doesNotMatch(picker, /Requests|Audit of/);
+    assert.equal(picker.split("\n").at(-1)?.trim(), "↑↓ choose  ⏎ show its plan  escape cancels");
+
+    const long = `  workspace   /home/someone/projects/a-rather-long-project-name/with/a/deep/folder -> /workspace (the only host path the agent sees)`;
+    const lines = frame({
+      ...two,
+      modal: {
+        kind: "plan",
+        agent: "reviewer",
+        slug: "reviewer-cccccc",
+        lines: [
+          "bottle reviewer-cccccc",
+          long,
+          ...Array.from({ length: 40 }, (_, i) => `  route ${i}`),
+        ],
+        top: 0,
+      },
+    }).split("\n");
+    assert.equal(lines.length, 24);
+    assert.ok(lines.every((l) => l.length <= 80));
+    const shown = lines.join("\n");
+    assert.match(shown, /The plan of reviewer-cccccc \(agent reviewer\)/);
+    // Every character of the plan is on screen: a word longer than a line is broken, not cut.
+    const characters = shown.replace(/\s+/g, "");
+    assert.ok(characters.includes(long.replace(/\s+/g, "")), shown);
+    assert.match(shown, /^ {4}workspace {3}\S/m);
+    assert.match(shown, /^ {16}\S/m, "a continuation lines up under the value");
+    assert.match(shown, /… \d+ more lines \(↓\)/);
+    assert.equal(lines.at(-1)?.trim(), "y starts it  ↑↓ scroll  any other key cancels");
+  });
+
+  test("a start's progress shows in the lower panel, its build output escaped", () => {
+    const out = frame({
+      ...two,
+      start: {
+        agent: "reviewer",
+        slug: "reviewer-cccccc",
+        lines: ["- building the agent image", "  built"],
+        detail: "Step 3/9 \\u001b[2J",
+      },
+    });
+    assert.match(out, /Start of reviewer-cccccc \(agent reviewer\): under way/);
+    assert.match(out, /- building the agent image/);
+    assert.match(out, /Step 3\/9/);
+    assert.match(out, /Requests/);
+    const failed = frame({
+      ...two,
+      start: {
+        agent: "reviewer",
+        slug: "reviewer-cccccc",
+        lines: ["- x", "the engine said no"],
+        outcome: "failed",
+      },
+    });
+    assert.match(failed, /failed \(escape hides this\)/);
+    assert.match(failed, /! the engine said no/);
+  });
+
   test("no bottles: the frame says how to start one; a narrow terminal cuts, never wraps", () => {
-    assert.match(frame(initialState), /no bottles \(start one with `bot-bottle start AGENT`\)/);
+    assert.match(frame(initialState), /no bottles \(n starts one\)/);
     const narrow = frame(two, 40, 24).split("\n");
     assert.equal(narrow.length, 24);
     assert.ok(narrow.every((l) => l.length <= 40));
