@@ -58,6 +58,29 @@ const passed = () =>
     `${k}=${t.env[k] ?? ""}`,
   ]);
 
+/**
+ * A tmux session of the test's own running the built CLI's dashboard in the workspace; `prefix`
+ * goes before the command (`env -u TMUX ` runs it as outside tmux).
+ */
+async function openDashboard(session: string, window: string, prefix = ""): Promise<void> {
+  await tmux(
+    "new-session",
+    "-d",
+    "-s",
+    session,
+    "-n",
+    window,
+    "-x",
+    String(WIDTH),
+    "-y",
+    String(HEIGHT),
+    "-c",
+    t.workspace,
+    ...passed(),
+    `${prefix}'${process.execPath}' '${CLI}' dashboard; echo "EXITED $?"; sleep 3600`,
+  );
+}
+
 describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15 * 60_000 }, () => {
   let slug = "";
   /** The bottle `n` starts. */
@@ -93,22 +116,7 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
     );
     slug = await t.start(agent);
     await installMcpClient(t, slug);
-    await tmux(
-      "new-session",
-      "-d",
-      "-s",
-      "main",
-      "-n",
-      "dash",
-      "-x",
-      String(WIDTH),
-      "-y",
-      String(HEIGHT),
-      "-c",
-      t.workspace,
-      ...passed(),
-      `'${process.execPath}' '${CLI}' dashboard; echo "EXITED $?"; sleep 3600`,
-    );
+    await openDashboard("main", "dash");
   });
 
   after(async () => {
@@ -296,20 +304,7 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
   });
 
   test("outside tmux, ⏎ suspends the dashboard for the session and draws it again after the detach", async () => {
-    await tmux(
-      "new-session",
-      "-d",
-      "-s",
-      "plain",
-      "-x",
-      String(WIDTH),
-      "-y",
-      String(HEIGHT),
-      "-c",
-      t.workspace,
-      ...passed(),
-      `env -u TMUX '${process.execPath}' '${CLI}' dashboard; echo "EXITED $?"; sleep 3600`,
-    );
+    await openDashboard("plain", "plain", "env -u TMUX ");
     await waitFor(new RegExp(`› ${slug} `), "the dashboard", 30_000, "plain");
     await tmux("send-keys", "-t", "plain", "Down");
     await waitFor(new RegExp(`› ${started} `), "the new bottle selected", 10_000, "plain");
