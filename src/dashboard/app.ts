@@ -35,6 +35,7 @@ import {
   LISTING_INTERVAL_MS,
   loadAudit,
   loadData,
+  ReadOrder,
   StateWatcher,
 } from "./source.js";
 import { Dashboard } from "./view.js";
@@ -151,22 +152,21 @@ function App(
   const [changes, setChanges] = useState(0);
   const watcher = useRef<StateWatcher | undefined>(undefined);
 
-  // Reads may overlap (a change, the listing's tick, a decision's end): only the latest counts.
-  const reads = useRef(0);
-  const listed = useRef<BottleSummary[] | undefined>(undefined);
+  // Reads overlap (a file change, an engine event, a decision's end): ReadOrder says which count.
+  const reads = useRef(new ReadOrder<BottleSummary[]>());
   /** Reads the files again, and the engine's listing too when `engine` (or none was read yet). */
   const refresh = useCallback(
     async (engine: boolean) => {
-      const read = ++reads.current;
+      const read = reads.current.begin(engine);
       try {
-        const data = await loadData(props.backends, props.env, engine ? undefined : listed.current);
-        if (read !== reads.current) return;
-        listed.current = data.bottles.map((b) => b.summary);
-        watcher.current?.watchDirs(listed.current.map((b) => b.stateDir));
+        const data = await loadData(props.backends, props.env, read.known);
+        if (!read.counts()) return;
+        read.landed(data.bottles.map((b) => b.summary));
+        watcher.current?.watchDirs(data.bottles.map((b) => b.summary.stateDir));
         setState((s) => withData(s, data.bottles, data.requests));
         setChanges((n) => n + 1);
       } catch (err) {
-        if (read === reads.current)
+        if (read.counts())
           setState((s) => ({ ...s, status: { text: errorText(err), error: true } }));
       }
     },

@@ -162,3 +162,35 @@ export class StateWatcher {
     this.watchers.clear();
   }
 }
+
+/**
+ * Which of overlapping reads count. A read of the engine's listing counts when no later listing
+ * landed first; a files-only read reuses the last listing and counts only if it is still the
+ * last one, and no later files-only read landed, when it ends: a listing that landed meanwhile is
+ * never undone by a read that began before it.
+ */
+export class ReadOrder<Listing> {
+  private readonly started = { engine: 0, files: 0 };
+  /** The last listing that landed. */
+  listing: Listing | undefined;
+
+  /** A read begins: it lists the engine when asked to, or when nothing was listed yet. */
+  begin(engine: boolean): {
+    known: Listing | undefined;
+    counts(): boolean;
+    landed(l?: Listing): void;
+  } {
+    const known = engine ? undefined : this.listing;
+    const kind = known === undefined ? "engine" : "files";
+    const read = ++this.started[kind];
+    const counts = () =>
+      read === this.started[kind] && (kind === "engine" || this.listing === known);
+    return {
+      known,
+      counts,
+      landed: (l) => {
+        if (kind === "engine" && l !== undefined) this.listing = l;
+      },
+    };
+  }
+}
