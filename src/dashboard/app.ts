@@ -23,6 +23,7 @@ import { attachInTmuxWindow, insideTmux } from "./attach.js";
 import {
   initialState,
   press,
+  progressed,
   selectedBottle,
   starting,
   withData,
@@ -114,24 +115,14 @@ async function decide(effect: Decision, options: DashboardOptions) {
   }
 }
 
-/** A start's progress as lines of its StartView, as `start` prints them on a terminal. */
+/** A start's progress reported into its StartView. */
 function startProgress(update: (change: (v: StartView) => StartView) => void): Progress {
-  // Text from image builds is shown, never obeyed: escapes are made visible.
   return {
-    step: (title) =>
-      update((v) => ({ ...withoutDetail(v), lines: [...v.lines, `- ${visible(title)}`] })),
-    detail: (text) => update((v) => ({ ...v, detail: visible(text) })),
-    done: (text) =>
-      update((v) => ({ ...withoutDetail(v), lines: [...v.lines, `  ${visible(text)}`] })),
-    warn: (text) =>
-      update((v) => ({ ...withoutDetail(v), lines: [...v.lines, `WARNING: ${visible(text)}`] })),
+    step: (text) => update((v) => progressed(v, "step", text)),
+    detail: (text) => update((v) => progressed(v, "detail", text)),
+    done: (text) => update((v) => progressed(v, "done", text)),
+    warn: (text) => update((v) => progressed(v, "warn", text)),
   };
-}
-
-function withoutDetail(v: StartView): StartView {
-  const next = { ...v };
-  delete next.detail;
-  return next;
 }
 
 function App(

@@ -7,6 +7,7 @@ import type { BottleSummary } from "../lifecycle/bottles.js";
 import type { BottleRequest } from "../lifecycle/requests.js";
 import type { LogLine } from "../lifecycle/logs.js";
 import type { AuditEntry } from "../state/audit.js";
+import { visible } from "../shared/visible.js";
 
 export type Panel = "bottles" | "requests" | "audit";
 export const PANELS: readonly Panel[] = ["bottles", "requests", "audit"];
@@ -233,6 +234,29 @@ function pressInPrompt(
   // eslint-disable-next-line no-control-regex
   const typed = input.replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
   return { state: { ...state, prompt: { ...prompt, text: prompt.text + typed } } };
+}
+
+/**
+ * A start's progress event (Progress's step, detail, done, warn) in its view: lines as `start`
+ * prints them on a terminal, the detail overwritten by the next. Text from image builds is shown,
+ * never obeyed: escapes are made visible.
+ */
+export function progressed(
+  view: StartView,
+  event: "step" | "detail" | "done" | "warn",
+  text: string,
+): StartView {
+  const shown = visible(text);
+  if (event === "detail") return { ...view, detail: shown };
+  const next = {
+    ...view,
+    lines: [
+      ...view.lines,
+      { step: `- ${shown}`, done: `  ${shown}`, warn: `WARNING: ${shown}` }[event],
+    ],
+  };
+  delete next.detail;
+  return next;
 }
 
 /** The start under way, if one is. */

@@ -13,11 +13,13 @@ import type { BottleRequest } from "../../../src/lifecycle/requests.js";
 import {
   initialState,
   press,
+  progressed,
   SELECTION_SETTLE_MS,
   withData,
   type BottleRow,
   type DashboardState,
   type Key,
+  type StartView,
 } from "../../../src/dashboard/model.js";
 import { Dashboard, KEYS } from "../../../src/dashboard/view.js";
 import type { AuditEntry } from "../../../src/state/audit.js";
@@ -354,6 +356,22 @@ describe("starting and attaching from the dashboard", () => {
     const ended = { ...underWay, start: { ...underWay.start!, outcome: "failed" as const } };
     assert.deepEqual(keys(ended, ["q"]).effects, [{ kind: "quit" }]);
     assert.equal(keys(ended, ["", { escape: true }]).state.start, undefined);
+  });
+
+  test("a start's progress: steps and outcomes as lines, the detail overwritten, escapes shown", () => {
+    let v: StartView = { agent: "reviewer", slug: "reviewer-cccccc", lines: [] };
+    v = progressed(v, "step", "building bot-bottle/shell:latest");
+    v = progressed(v, "detail", "Step 1/9");
+    v = progressed(v, "detail", "Step 2/9 \u001b[2J\u001b[H");
+    assert.equal(v.detail, "Step 2/9 \\x1b[2J\\x1b[H");
+    v = progressed(v, "done", "built");
+    v = progressed(v, "warn", "the notify command will not run");
+    assert.deepEqual(v.lines, [
+      "- building bot-bottle/shell:latest",
+      "  built",
+      "WARNING: the notify command will not run",
+    ]);
+    assert.equal(v.detail, undefined);
   });
 
   test("enter attaches to the selected bottle, from any panel; not to one that is not running", () => {
