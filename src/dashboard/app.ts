@@ -32,6 +32,7 @@ import {
   type StartView,
 } from "./model.js";
 import {
+  EgressWindow,
   FILES_INTERVAL_MS,
   LISTING_INTERVAL_MS,
   loadAudit,
@@ -145,12 +146,13 @@ function App(
 
   // Reads overlap (a file change, an engine event, a decision's end): ReadOrder says which count.
   const reads = useRef(new ReadOrder<BottleSummary[]>());
+  const egress = useRef(new EgressWindow());
   /** Reads the files again, and the engine's listing too when `engine` (or none was read yet). */
   const refresh = useCallback(
     async (engine: boolean) => {
       const read = reads.current.begin(engine);
       try {
-        const data = await loadData(props.backends, props.env, read.known);
+        const data = await loadData(props.backends, props.env, egress.current, read.known);
         if (!read.counts()) return;
         read.landed(data.bottles.map((b) => b.summary));
         watcher.current?.watchDirs(data.bottles.map((b) => b.summary.stateDir));

@@ -15,7 +15,7 @@ import {
   AUDIT_SOURCE_NAMES,
   auditFile,
   parseAuditText,
-  readAuditTrail,
+  readAuditTail,
   type AuditEntry,
 } from "../state/audit.js";
 import { stateRoot } from "../state/paths.js";
@@ -25,6 +25,8 @@ import type { BottleRow } from "./model.js";
 const EGRESS_TAIL_BYTES = 256 * 1024;
 /** The audit lines kept for the selected bottle: more than any terminal shows. */
 const AUDIT_LINES = 500;
+/** How much of the end of each of its audit files is read: well over AUDIT_LINES lines. */
+const AUDIT_TAIL_BYTES = 512 * 1024;
 /**
  * How often the files are read again with no change seen: the last minute's egress counts age,
  * and an uptime grows.
@@ -35,33 +37,102 @@ export const LISTING_INTERVAL_MS = 60_000;
 /** Changes within this long of each other are read once. */
 const SETTLE_MS = 100;
 
-/** Allowed and refused egress decisions in the minute before `now`, from the log's tail. */
-export async function recentEgress(
-  stateDir: string,
-  now: Date,
-): Promise<{ allowed: number; refused: number }> {
-  const counts = { allowed: 0, refused: 0 };
-  const handle = await open(auditFile(stateDir, "egress"), "r").catch(() => undefined);
-  if (!handle) return counts;
-  try {
-    const { size } = await handle.stat();
-    const length = Math.min(size, EGRESS_TAIL_BYTES);
-    const buffer = Buffer.alloc(length);
-    await handle.read(buffer, 0, length, size - length);
-    const text = buffer.toString("utf8");
-    // A tail read from the middle of a line starts after its end.
-    const from = size > length ? text.indexOf("\n") + 1 : 0;
-    const since = now.getTime() - 60_000;
-    for (const r of parseAuditText("egress", text.slice(from))) {
-      const t = Date.parse(r.time);
-      if (t < since || t > now.getTime()) continue;
-      if (r.decision === "allow") counts.allowed++;
-      else counts.refused++;
-    }
-    return counts;
-  } finally {
-    await handle.close();
+/** One bottle's egress log as read so far: where the next read starts, and its recent decisions. */
+interface EgressLog {
+  /** The file read: a new one (the bottle's state dir made again) is read from its tail. */
+  ino: number;
+  offset: number;
+  /** The end of a line still being written, read again with what follows it. */
+  partial: Buffer;
+  /** The decisions of the last minute, oldest first: when, and whether allowed. */
+  recent: { time: number; allowed: boolean }[];
+}
+
+/**
+ * Each bottle's allowed and refused egress decisions of the last minute, kept by reading only
+ * what its log gained since the last read (at most its last EGRESS_TAIL_BYTES): a busy bottle's
+ * log is not read again from its tail at every change of every bottle.
+ */
+export class EgressWindow {
+  private readonly logs = new Map<string, EgressLog>();
+  /** Each log's last read: reads of one log (overlapping refreshes) run one after another. */
+  private readonly reading = new Map<string, Promise<unknown>>();
+
+  counts(stateDir: string, now: Date): Promise<{ allowed: number; refused: number }> {
+    const after = this.reading.get(stateDir) ?? Promise.resolve();
+    const read = after.then(() => this.read(stateDir, now));
+    this.reading.set(
+      stateDir,
+      read.catch(() => undefined),
+    );
+    return read;
   }
+
+  private async read(stateDir: string, now: Date): Promise<{ allowed: number; refused: number }> {
+    const handle = await open(auditFile(stateDir, "egress"), "r").catch(() => undefined);
+    if (!handle) {
+      this.logs.delete(stateDir);
+      return { allowed: 0, refused: 0 };
+    }
+    try {
+      const { size, ino } = await handle.stat();
+      let log = this.logs.get(stateDir);
+      if (!log || log.ino !== ino || size < log.offset)
+        log = { ino, offset: 0, partial: Buffer.alloc(0), recent: [] };
+      // A jump longer than the tail: only the tail matters, from its first whole line.
+      if (size - log.offset > EGRESS_TAIL_BYTES) {
+        log.offset = size - EGRESS_TAIL_BYTES;
+        log.partial = Buffer.alloc(0);
+        log.recent = [];
+        const skip = await firstLineEnd(handle, log.offset, size);
+        log.offset = skip;
+      }
+      if (size > log.offset) {
+        const fresh = Buffer.alloc(size - log.offset);
+        await handle.read(fresh, 0, fresh.length, log.offset);
+        log.offset = size;
+        const bytes = Buffer.concat([log.partial, fresh]);
+        const end = bytes.lastIndexOf(0x0a) + 1;
+        log.partial = Buffer.from(bytes.subarray(end));
+        for (const r of parseAuditText("egress", bytes.subarray(0, end).toString("utf8")))
+          log.recent.push({ time: Date.parse(r.time), allowed: r.decision === "allow" });
+      }
+      const since = now.getTime() - 60_000;
+      log.recent = log.recent.filter((d) => d.time >= since);
+      this.logs.set(stateDir, log);
+      const counts = { allowed: 0, refused: 0 };
+      for (const d of log.recent)
+        if (d.time <= now.getTime()) counts[d.allowed ? "allowed" : "refused"]++;
+      return counts;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Forgets the bottles not in `stateDirs` (stopped and gone from the listing). */
+  keep(stateDirs: readonly string[]): void {
+    const kept = new Set(stateDirs);
+    for (const dir of this.logs.keys()) if (!kept.has(dir)) this.logs.delete(dir);
+    for (const dir of this.reading.keys()) if (!kept.has(dir)) this.reading.delete(dir);
+  }
+}
+
+/** Where the first whole line at or after `from` begins (past the end of the one cut there). */
+async function firstLineEnd(
+  handle: Awaited<ReturnType<typeof open>>,
+  from: number,
+  size: number,
+): Promise<number> {
+  const chunk = Buffer.alloc(Math.min(64 * 1024, size - from));
+  let at = from;
+  while (at < size) {
+    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - at), at);
+    if (bytesRead === 0) break;
+    const newline = chunk.subarray(0, bytesRead).indexOf(0x0a);
+    if (newline >= 0) return at + newline + 1;
+    at += bytesRead;
+  }
+  return size;
 }
 
 export interface DashboardData {
@@ -77,6 +148,7 @@ export interface DashboardData {
 export async function loadData(
   backends: readonly Backend[],
   env: NodeJS.ProcessEnv,
+  egress: EgressWindow,
   known?: readonly BottleSummary[],
   now = new Date(),
 ): Promise<DashboardData> {
@@ -84,18 +156,22 @@ export async function loadData(
     known ?? listBottles(backends, env),
     listRequests({ env, now }),
   ]);
+  egress.keep(summaries.map((s) => s.stateDir));
   const bottles = await Promise.all(
     summaries.map(async (summary) => ({
       summary,
-      egress: await recentEgress(summary.stateDir, now),
+      egress: await egress.counts(summary.stateDir, now),
     })),
   );
   return { bottles, requests };
 }
 
-/** The bottle's egress, git and supervise lines in time order, the latest AUDIT_LINES. */
+/**
+ * The bottle's egress, git and supervise lines in time order, the latest AUDIT_LINES: read from
+ * the end of each file, so a long-lived bottle's trail costs no more to show than a new one's.
+ */
 export async function loadAudit(stateDir: string): Promise<AuditEntry[]> {
-  const { entries } = await readAuditTrail(stateDir, AUDIT_SOURCE_NAMES);
+  const entries = await readAuditTail(stateDir, AUDIT_SOURCE_NAMES, AUDIT_TAIL_BYTES);
   return entries.slice(-AUDIT_LINES);
 }
 

@@ -264,6 +264,40 @@ export async function readAuditTrail(
 }
 
 /**
+ * The records in the last `bytes` of each named source, in time order: what a screen of the
+ * latest lines needs, read in time that does not grow with the files. A line cut at the start
+ * of the window, or still being written at its end, is left out.
+ */
+export async function readAuditTail(
+  stateDir: string,
+  names: readonly AuditSourceName[],
+  bytes: number,
+): Promise<AuditEntry[]> {
+  const entries: AuditEntry[] = [];
+  for (const name of names) {
+    const handle = await open(auditFile(stateDir, name), "r").catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    });
+    if (!handle) continue;
+    try {
+      const { size } = await handle.stat();
+      const from = Math.max(0, size - Math.floor(bytes));
+      const buffer = Buffer.alloc(size - from);
+      await handle.read(buffer, 0, buffer.length, from);
+      const start = from > 0 ? buffer.indexOf(0x0a) + 1 : 0;
+      const end = buffer.lastIndexOf(0x0a) + 1;
+      if (start === 0 && from > 0) continue; // no whole line in the window
+      const text = buffer.subarray(start, Math.max(start, end)).toString("utf8");
+      entries.push(...entriesOf(name, text.split("\n")));
+    } finally {
+      await handle.close();
+    }
+  }
+  return byTime(entries);
+}
+
+/**
  * Calls `onEntry` for each record appended to the named sources after `offsets` (0 where
  * absent), until `signal` aborts. Each poll's new records across files are handed over in time
  * order. A file that shrank was replaced: it is read again from its start.

@@ -12,6 +12,7 @@ import {
   followAudit,
   parseAudit,
   parseAuditText,
+  readAuditTail,
   readAuditTrail,
   renderAudit,
   renderAuditEntry,
@@ -239,6 +240,34 @@ describe("the audit trail across sources", () => {
       const onlyEgress = await readAuditTrail(dir, ["git"]);
       assert.deepEqual(onlyEgress.entries, []);
       assert.equal(onlyEgress.offsets.get("git"), 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("reads the ends of the files only: whole lines, in time order, a cut or half line left out", async () => {
+    const dir = await stateDir();
+    try {
+      const t = (s: number) => `2026-11-25T10:00:${String(s).padStart(2, "0")}.000Z`;
+      const egress = Array.from({ length: 40 }, (_, i) => ({ ...base, time: t(i) }));
+      await writeFile(auditFile(dir, "egress"), lines(...egress) + '{"time":');
+      await writeFile(auditFile(dir, "git"), lines({ ...fetched, time: t(39) }));
+      const one = Buffer.byteLength(lines(egress[0]!));
+      // A window of 5½ egress lines (and the half line): 5 whole ones, the cut one left out.
+      const tail = await readAuditTail(
+        dir,
+        ["egress", "git", "supervise"],
+        Math.floor(one * 5.5) + 8,
+      );
+      assert.deepEqual(
+        tail.map((e) => `${e.source} ${e.record.time.slice(17, 19)}`),
+        ["egress 35", "egress 36", "egress 37", "egress 38", "egress 39", "git 39"],
+      );
+      // A window larger than the file reads all of it.
+      const all = await readAuditTail(dir, ["egress"], 1024 * 1024);
+      assert.equal(all.length, 40);
+      // A window inside one line has no whole line.
+      assert.deepEqual(await readAuditTail(dir, ["git"], 10), []);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
