@@ -44,8 +44,11 @@ interface EgressLog {
   offset: number;
   /** The end of a line still being written, read again with what follows it. */
   partial: Buffer;
-  /** The decisions of the last minute, oldest first: when, and whether allowed. */
-  recent: { time: number; allowed: boolean }[];
+  /**
+   * The decisions of the last minute, counted by the second they were made in: a log written
+   * however fast costs at most 61 counts to keep.
+   */
+  seconds: Map<number, { allowed: number; refused: number }>;
 }
 
 /**
@@ -78,12 +81,12 @@ export class EgressWindow {
       const { size, ino } = await handle.stat();
       let log = this.logs.get(stateDir);
       if (!log || log.ino !== ino || size < log.offset)
-        log = { ino, offset: 0, partial: Buffer.alloc(0), recent: [] };
+        log = { ino, offset: 0, partial: Buffer.alloc(0), seconds: new Map() };
       // A jump longer than the tail: only the tail matters, from its first whole line.
       if (size - log.offset > EGRESS_TAIL_BYTES) {
         log.offset = size - EGRESS_TAIL_BYTES;
         log.partial = Buffer.alloc(0);
-        log.recent = [];
+        log.seconds.clear();
         const skip = await firstLineEnd(handle, log.offset, size);
         log.offset = skip;
       }
@@ -94,15 +97,25 @@ export class EgressWindow {
         const bytes = Buffer.concat([log.partial, fresh]);
         const end = bytes.lastIndexOf(0x0a) + 1;
         log.partial = Buffer.from(bytes.subarray(end));
-        for (const r of parseAuditText("egress", bytes.subarray(0, end).toString("utf8")))
-          log.recent.push({ time: Date.parse(r.time), allowed: r.decision === "allow" });
+        for (const r of parseAuditText("egress", bytes.subarray(0, end).toString("utf8"))) {
+          const second = Math.floor(Date.parse(r.time) / 1000);
+          if (Number.isNaN(second)) continue;
+          const count = log.seconds.get(second) ?? { allowed: 0, refused: 0 };
+          count[r.decision === "allow" ? "allowed" : "refused"]++;
+          log.seconds.set(second, count);
+        }
       }
-      const since = now.getTime() - 60_000;
-      log.recent = log.recent.filter((d) => d.time >= since);
+      const first = Math.floor((now.getTime() - 60_000) / 1000);
+      const last = Math.floor(now.getTime() / 1000);
       this.logs.set(stateDir, log);
       const counts = { allowed: 0, refused: 0 };
-      for (const d of log.recent)
-        if (d.time <= now.getTime()) counts[d.allowed ? "allowed" : "refused"]++;
+      for (const [second, count] of log.seconds) {
+        if (second < first) log.seconds.delete(second);
+        else if (second <= last) {
+          counts.allowed += count.allowed;
+          counts.refused += count.refused;
+        }
+      }
       return counts;
     } finally {
       await handle.close();
