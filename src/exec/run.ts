@@ -177,8 +177,9 @@ export function run(
 }
 
 /**
- * Runs a program on this terminal (stdin, stdout and stderr inherited), for interactive sessions
- * and `exec`. Resolves to its exit status (128 + signal number when a signal ended it).
+ * Runs a program on this terminal (stdout and stderr inherited; stdin the terminal opened anew for
+ * it, see ownTerminal), for interactive sessions and `exec`. Resolves to its exit status (128 +
+ * signal number when a signal ended it).
  */
 export async function runAttached(
   command: string,
