@@ -11,52 +11,22 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
-import { run } from "../../../src/exec/run.js";
 import { TestBottles } from "../../helpers/bottles.js";
-import { CLI } from "../../helpers/cli.js";
 import { fakeModelCerts } from "../../helpers/fake-model.js";
+import { TestTerminal } from "../../helpers/terminal.js";
 
 const t = new TestBottles();
-const socket = `bbtest-${t.id}`;
-const tmux = (...args: string[]) => run("tmux", ["-L", socket, ...args]);
-
-/** The pane's text, scrollback included. */
-async function pane(target: string): Promise<string> {
-  return (await tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", target)).stdout;
-}
-
-/** Waits until the pane shows what `want` matches; fails with the pane's text. */
-async function waitFor(target: string, want: RegExp, what: string, ms = 90_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  let text = "";
-  while (Date.now() < deadline) {
-    text = await pane(target).catch(() => text);
-    if (want.test(text)) return text;
-    await sleep(250);
-  }
-  throw new Error(`${what} did not appear within ${ms / 1000} s; the pane shows:\n${text}`);
-}
-
-/** A window of the test's tmux running `bot-bottle ARGS` in the workspace, with the test's env. */
-async function terminal(name: string, args: string[]): Promise<string> {
-  const env = ["XDG_STATE_HOME", "BOT_BOTTLE_MANIFEST", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
-    .map((k) => ["-e", `${k}=${t.env[k] ?? ""}`])
-    .flat();
-  const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(" ");
-  await tmux(
-    "new-window",
-    "-d",
-    "-t",
-    "main",
-    "-n",
-    name,
-    "-c",
-    t.workspace,
-    ...env,
-    `${command}; echo "EXITED $?"; sleep 3600`,
-  );
-  return `main:${name}`;
-}
+const term = new TestTerminal(t, [
+  "XDG_STATE_HOME",
+  "BOT_BOTTLE_MANIFEST",
+  "ANTHROPIC_API_KEY",
+  "OPENAI_API_KEY",
+]);
+/** Waits for the pane, its scrollback included: the agents' UIs scroll. */
+const waitFor = (target: string, want: RegExp, what: string, ms = 90_000) =>
+  term.waitFor(target, want, what, { ms, scrollback: true });
+/** A window of the test's tmux running `bot-bottle ARGS` in the workspace. */
+const terminal = (name: string, args: string[]) => term.open(`main:${name}`, args);
 
 describe("the agents' interactive UIs in a terminal", { timeout: 20 * 60_000 }, () => {
   before(async () => {
@@ -90,10 +60,10 @@ describe("the agents' interactive UIs in a terminal", { timeout: 20 * 60_000 }, 
     };
     const built = await t.cli(["images", "build", "claude", "codex"], 20 * 60_000);
     assert.equal(built.code, 0, built.stderr);
-    await tmux("new-session", "-d", "-s", "main", "-x", "120", "-y", "40");
+    await term.tmux("new-session", "-d", "-s", "main", "-x", "120", "-y", "40");
   });
   after(async () => {
-    await tmux("kill-server").catch(() => undefined);
+    await term.close();
     if (!process.env["KEEP"]) await t.teardown();
   });
 
@@ -105,14 +75,14 @@ describe("the agents' interactive UIs in a terminal", { timeout: 20 * 60_000 }, 
       const word = `pong-${c.name}-${randomBytes(3).toString("hex")}`;
       const win = await terminal(c.name, ["start", t.agent(c.name), "--yes"]);
       await waitFor(win, c.ready, `the ${c.name} UI`);
-      await tmux("send-keys", "-t", win, "-l", `SAY: ${word}`);
+      await term.keys(win, "-l", `SAY: ${word}`);
       await sleep(300);
-      await tmux("send-keys", "-t", win, "Enter");
+      await term.keys(win, "Enter");
       // The answer is the word on a line of its own making, not the typed "SAY: …" line.
       const answered = new RegExp(`^(?!.*SAY:).*\\b${word}\\b`, "m");
       await waitFor(win, answered, `the model's answer in the ${c.name} UI`, 60_000);
 
-      await tmux("send-keys", "-t", win, "C-b", "d");
+      await term.keys(win, "C-b", "d");
       const detached = await waitFor(
         win,
         /detached: (\S+) keeps running[\s\S]*EXITED 0/,
@@ -124,7 +94,7 @@ describe("the agents' interactive UIs in a terminal", { timeout: 20 * 60_000 }, 
 
       const again = await terminal(`${c.name}-again`, ["attach", slug]);
       await waitFor(again, answered, "the same session, conversation and all, after attach");
-      await tmux("send-keys", "-t", again, "C-b", "d");
+      await term.keys(again, "C-b", "d");
       await waitFor(again, /detached: \S+ keeps running[\s\S]*EXITED 0/, "the second detach");
 
       const stop = await t.cli(["stop", slug]);

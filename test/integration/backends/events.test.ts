@@ -32,6 +32,20 @@ const labels = (backend?: "smolmachines") =>
     ...(backend ? [[LABELS.backend, backend]] : []),
   ].flatMap(([k, v]) => ["--label", `${k}=${v}`]);
 
+/** A labelled container of the test's, running (`more`: options before the image). */
+const runLabelled = (name: string, backend?: "smolmachines", more: readonly string[] = []) =>
+  docker.run([
+    "run",
+    "--detach",
+    "--name",
+    name,
+    ...labels(backend),
+    ...more,
+    image,
+    "sleep",
+    "600",
+  ]);
+
 const healthCheck = ["--health-cmd", "true", "--health-interval", "1s"];
 
 /** A watch and the times it called back. */
@@ -128,17 +142,7 @@ describe("watching bottles' containers on the engine", () => {
   test("another container, a docker exec and the health checks' execs tell it nothing", async () => {
     const name = `${prefix}-quiet`;
     // A running bottle container whose health checks run every second, healthy before the watch.
-    await docker.run([
-      "run",
-      "--detach",
-      "--name",
-      name,
-      ...labels(),
-      ...healthCheck,
-      image,
-      "sleep",
-      "600",
-    ]);
+    await runLabelled(name, undefined, healthCheck);
     await healthy(name);
     const since = new Date();
     const w = new Watched(new DockerBackend(docker));
@@ -186,27 +190,9 @@ describe("watching bottles' containers on the engine", () => {
     const env = process.env;
     const ofDocker = new Watched(new DockerBackend(docker));
     const ofSmol = new Watched(new SmolBackend(new SmolvmCli(env), docker, env));
-    await docker.run([
-      "run",
-      "--detach",
-      "--name",
-      `${prefix}-smol`,
-      ...labels("smolmachines"),
-      image,
-      "sleep",
-      "600",
-    ]);
+    await runLabelled(`${prefix}-smol`, "smolmachines");
     await ofSmol.next(0, "a smolmachines bundle's start");
-    await docker.run([
-      "run",
-      "--detach",
-      "--name",
-      `${prefix}-docker`,
-      ...labels(),
-      image,
-      "sleep",
-      "600",
-    ]);
+    await runLabelled(`${prefix}-docker`);
     await ofDocker.next(0, "a Docker bottle's start");
     await sleep(500);
     assert.equal(ofSmol.calls.length, 1, "the smolmachines watcher heard the Docker bottle");
@@ -223,16 +209,7 @@ describe("watching bottles' containers on the engine", () => {
     await w.next(0, "docker events was killed", 4000);
     const second = w.watch.pid;
     assert.ok(second && second !== first && alive(second));
-    await docker.run([
-      "run",
-      "--detach",
-      "--name",
-      `${prefix}-again`,
-      ...labels(),
-      image,
-      "sleep",
-      "600",
-    ]);
+    await runLabelled(`${prefix}-again`);
     await w.next(1, "a start after the restart");
   });
 
@@ -241,7 +218,7 @@ describe("watching bottles' containers on the engine", () => {
     const w = new Watched(new DockerBackend(docker));
     const pid = w.watch.pid;
     assert.ok(pid && alive(pid));
-    await docker.run(["run", "--detach", "--name", name, ...labels(), image, "sleep", "600"]);
+    await runLabelled(name);
     await w.next(0, "docker run");
 
     w.watch.close();

@@ -14,11 +14,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SELECTION_SETTLE_MS } from "../../../src/dashboard/model.js";
-import { run } from "../../../src/exec/run.js";
 import { TestBottles } from "../../helpers/bottles.js";
-import { CLI } from "../../helpers/cli.js";
 import { fakeModelCerts } from "../../helpers/fake-model.js";
 import { callTool, curlFrom, installMcpClient, requestIdOf } from "../../helpers/supervise.js";
+import { TestTerminal } from "../../helpers/terminal.js";
 
 const ALLOWED_HOST = "granted.example.test";
 const DENIED_HOST = "refused.example.test";
@@ -29,57 +28,29 @@ const t = new TestBottles();
 const agent = t.agent("dash");
 /** The agent `n` starts from the dashboard. */
 const second = t.agent("dash2");
-const socket = `bbdash-${t.id}`;
 /** The dashboard's window (⏎ opens others beside it in the same session). */
 const DASH = "main:dash";
-const tmux = (...args: string[]) => run("tmux", ["-L", socket, ...args]);
+const term = new TestTerminal(t, ["XDG_STATE_HOME", "BOT_BOTTLE_MANIFEST", "PATH"]);
+const tmux = (...args: string[]) => term.tmux(...args);
 
 /** The pane as it is on screen now, one string per row. */
-async function screen(target = DASH): Promise<string[]> {
-  return (await tmux("capture-pane", "-p", "-t", target)).stdout.replace(/\n$/, "").split("\n");
-}
+const screen = (target = DASH) => term.screen(target);
 
 /** Waits until the screen shows what `want` matches; fails with the screen's text. */
-async function waitFor(want: RegExp, what: string, ms = 30_000, target = DASH): Promise<string> {
-  const deadline = Date.now() + ms;
-  let text = "";
-  while (Date.now() < deadline) {
-    text = (await screen(target).catch(() => [text])).join("\n");
-    if (want.test(text)) return text;
-    await sleep(100);
-  }
-  throw new Error(`${what} did not appear within ${ms / 1000} s; the screen shows:\n${text}`);
-}
-
-/** What the dashboard's tmux sessions pass to it of the test's environment. */
-const passed = () =>
-  ["XDG_STATE_HOME", "BOT_BOTTLE_MANIFEST", "PATH"].flatMap((k) => [
-    "-e",
-    `${k}=${t.env[k] ?? ""}`,
-  ]);
+const waitFor = (want: RegExp, what: string, ms = 30_000, target = DASH) =>
+  term.waitFor(target, want, what, { ms });
 
 /**
  * A tmux session of the test's own running the built CLI's dashboard in the workspace; `prefix`
  * goes before the command (`env -u TMUX ` runs it as outside tmux).
  */
-async function openDashboard(session: string, window: string, prefix = ""): Promise<void> {
-  await tmux(
-    "new-session",
-    "-d",
-    "-s",
-    session,
-    "-n",
-    window,
-    "-x",
-    String(WIDTH),
-    "-y",
-    String(HEIGHT),
-    "-c",
-    t.workspace,
-    ...passed(),
-    `${prefix}'${process.execPath}' '${CLI}' dashboard; echo "EXITED $?"; sleep 3600`,
-  );
-}
+const openDashboard = (session: string, window: string, prefix = "") =>
+  term.open(`${session}:${window}`, ["dashboard"], {
+    newSession: true,
+    columns: WIDTH,
+    rows: HEIGHT,
+    prefix,
+  });
 
 describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15 * 60_000 }, () => {
   let slug = "";
@@ -120,7 +91,7 @@ describe("bot-bottle dashboard in a terminal, over a real bottle", { timeout: 15
   });
 
   after(async () => {
-    await tmux("kill-server").catch(() => undefined);
+    await term.close();
     if (!process.env["KEEP"]) await t.teardown();
   });
 
