@@ -145,14 +145,14 @@ function App(
   const watcher = useRef<StateWatcher | undefined>(undefined);
 
   // Reads overlap (a file change, an engine event, a decision's end): ReadOrder says which count.
-  const reads = useRef(new ReadOrder<BottleSummary[]>());
-  const egress = useRef(new EgressWindow());
+  const [reads] = useState(() => new ReadOrder<BottleSummary[]>());
+  const [egress] = useState(() => new EgressWindow());
   /** Reads the files again, and the engine's listing too when `engine` (or none was read yet). */
   const refresh = useCallback(
     async (engine: boolean) => {
-      const read = reads.current.begin(engine);
+      const read = reads.begin(engine);
       try {
-        const data = await loadData(props.backends, props.env, egress.current, read.known);
+        const data = await loadData(props.backends, props.env, egress, read.known);
         if (!read.counts()) return;
         read.landed(data.bottles.map((b) => b.summary));
         watcher.current?.watchDirs(data.bottles.map((b) => b.summary.stateDir));
@@ -163,7 +163,7 @@ function App(
           setState((s) => ({ ...s, status: { text: errorText(err), error: true } }));
       }
     },
-    [props.backends, props.env],
+    [props.backends, props.env, reads, egress],
   );
 
   useEffect(() => {

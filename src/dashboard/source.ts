@@ -83,18 +83,18 @@ export class EgressWindow {
       if (!log || log.ino !== ino || size < log.offset)
         log = { ino, offset: 0, partial: Buffer.alloc(0), seconds: new Map() };
       // A jump longer than the tail: only the tail matters, from its first whole line.
-      if (size - log.offset > EGRESS_TAIL_BYTES) {
+      const jump = size - log.offset > EGRESS_TAIL_BYTES;
+      if (jump) {
         log.offset = size - EGRESS_TAIL_BYTES;
         log.partial = Buffer.alloc(0);
         log.seconds.clear();
-        const skip = await firstLineEnd(handle, log.offset, size);
-        log.offset = skip;
       }
       if (size > log.offset) {
         const fresh = Buffer.alloc(size - log.offset);
         await handle.read(fresh, 0, fresh.length, log.offset);
         log.offset = size;
-        const bytes = Buffer.concat([log.partial, fresh]);
+        const joined = Buffer.concat([log.partial, fresh]);
+        const bytes = jump ? joined.subarray(joined.indexOf(0x0a) + 1) : joined;
         const end = bytes.lastIndexOf(0x0a) + 1;
         log.partial = Buffer.from(bytes.subarray(end));
         for (const r of parseAuditText("egress", bytes.subarray(0, end).toString("utf8"))) {
@@ -128,24 +128,6 @@ export class EgressWindow {
     for (const dir of this.logs.keys()) if (!kept.has(dir)) this.logs.delete(dir);
     for (const dir of this.reading.keys()) if (!kept.has(dir)) this.reading.delete(dir);
   }
-}
-
-/** Where the first whole line at or after `from` begins (past the end of the one cut there). */
-async function firstLineEnd(
-  handle: Awaited<ReturnType<typeof open>>,
-  from: number,
-  size: number,
-): Promise<number> {
-  const chunk = Buffer.alloc(Math.min(64 * 1024, size - from));
-  let at = from;
-  while (at < size) {
-    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - at), at);
-    if (bytesRead === 0) break;
-    const newline = chunk.subarray(0, bytesRead).indexOf(0x0a);
-    if (newline >= 0) return at + newline + 1;
-    at += bytesRead;
-  }
-  return size;
 }
 
 export interface DashboardData {
