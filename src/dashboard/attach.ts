@@ -37,15 +37,14 @@ export function insideTmux(env: NodeJS.ProcessEnv): boolean {
 export async function attachInTmuxWindow(slug: string, env: NodeJS.ProcessEnv): Promise<void> {
   const script = process.argv[1];
   if (!script) throw new Error("cannot tell which bot-bottle runs this dashboard");
+  await run("tmux", tmuxWindowArgs(slug, env, script), { env });
+}
+
+/** tmux's arguments for that window: its name, the variables passed, and the command. */
+export function tmuxWindowArgs(slug: string, env: NodeJS.ProcessEnv, script: string): string[] {
   const passed = PASSED.flatMap((name) => {
     const value = env[name];
     return value === undefined ? [] : ["-e", `${name}=${value}`];
   });
-  await run(
-    "tmux",
-    ["new-window", "-n", slug, ...passed, process.execPath, script, "attach", slug],
-    {
-      env,
-    },
-  );
+  return ["new-window", "-n", slug, ...passed, process.execPath, script, "attach", slug];
 }
